@@ -1,0 +1,38 @@
+# Two commands: `make demo` and `make test`. Everything else is a step they share.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+TORCH   := torch==2.13.0
+
+.PHONY: setup test demo bench clean browser-deps
+
+setup: $(STAMP)
+
+# The stamp depends on pyproject.toml, so a second `make setup` does nothing
+# unless the dependencies changed.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first: the CPU build on this disk; an unpinned torch would pull CUDA.
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+# Debian's Chromium for the browser test (root only; skipped quietly otherwise).
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = "0" ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null; \
+	fi
+
+test: setup browser-deps
+	$(BIN)/python -m pytest tests
+
+demo: setup
+	$(BIN)/keypilot demo
+
+bench: setup
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -1,0 +1,120 @@
+"""The ``keypilot`` command. Each subcommand parses its arguments and calls one function.
+
+Imports happen inside each handler so that ``keypilot data check`` does not pay for torch,
+and so that a part of the project can be used without the others installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _data_generate(args: argparse.Namespace) -> int:
+    from keypilot.data.generate import generate_dataset
+
+    generate_dataset(args.out, num=args.num, seed=args.seed, workers=args.workers)
+    return 0
+
+
+def _data_check(args: argparse.Namespace) -> int:
+    from keypilot.data.format import check_dataset
+
+    report = check_dataset(args.path, out=sys.stdout)
+    return 0 if report.ok else 1
+
+
+def _data_preview(args: argparse.Namespace) -> int:
+    from keypilot.data.preview import make_contact_sheet
+
+    make_contact_sheet(args.path, args.out, num=args.num, seed=args.seed)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _tokenizer_train(args: argparse.Namespace) -> int:
+    from keypilot.tokenizer import train_tokenizer
+
+    train_tokenizer(args.data, args.out, vocab_size=args.vocab_size)
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from keypilot.info import print_model_info
+
+    print_model_info(args.config)
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from keypilot.train.loop import train_from_args
+
+    return train_from_args(args)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from keypilot.demo import run_demo
+
+    return run_demo(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="keypilot", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="generate, check and preview data sets").add_subparsers(dest="data_command", required=True)
+    p = data.add_parser("generate", help="write a synthetic data set of phone screens and typing")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--num", type=int, required=True, help="number of samples over all splits")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.set_defaults(func=_data_generate)
+    p = data.add_parser("check", help="validate a data set folder or a .jsonl file")
+    p.add_argument("path", type=Path)
+    p.set_defaults(func=_data_check)
+    p = data.add_parser("preview", help="draw a contact sheet of samples")
+    p.add_argument("path", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--num", type=int, default=24)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_data_preview)
+
+    tok = sub.add_parser("tokenizer", help="the multilingual byte-level BPE").add_subparsers(dest="tok_command", required=True)
+    p = tok.add_parser("train", help="train the tokenizer on a data set")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--vocab-size", type=int, default=32000)
+    p.set_defaults(func=_tokenizer_train)
+
+    p = sub.add_parser("info", help="parameters per component and model size")
+    p.add_argument("--config", type=Path, default=Path("configs/keypilot.yaml"))
+    p.set_defaults(func=_info)
+
+    p = sub.add_parser("train", help="train a model on a data set")
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--save-every", type=int, default=None)
+    p.add_argument("--log-every", type=int, default=None)
+    p.add_argument("--eval-every", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--skip-bad", action="store_true", help="skip (and count) invalid records instead of stopping")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("demo", help="the main job end to end on built-in defaults")
+    p.add_argument("--out", type=Path, default=Path("runs/demo"))
+    p.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
