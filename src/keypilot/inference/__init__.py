@@ -1,0 +1,1 @@
+"""Inference: the torch and ONNX predictors, export."""

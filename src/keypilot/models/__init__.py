@@ -1,0 +1,1 @@
+"""The KeyPilot model library: importable without the training, data or serving code."""
