@@ -53,6 +53,21 @@ def _train(args: argparse.Namespace) -> int:
     return train_from_args(args)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from keypilot.serve.app import serve
+
+    return serve(args.run, host=args.host, port=args.port, backend=args.backend, samples_dir=args.samples, access_log=not args.no_access_log)
+
+
+def _bench_serve(args: argparse.Namespace) -> int:
+    from keypilot.serve.loadtest import bench_serve
+
+    figures = bench_serve(args.run, clients=args.clients, seconds=args.seconds, url=args.url, backend=args.backend)
+    for key, value in figures.items():
+        print(f"{key:>15}: {value}")
+    return 1 if figures["errors"] else 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from keypilot.demo import run_demo
 
@@ -104,6 +119,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-bad", action="store_true", help="skip (and count) invalid records instead of stopping")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("serve", help="HTTP API and the browser keyboard for a trained run")
+    p.add_argument("--run", type=Path, required=True)
+    p.add_argument("--host", default="127.0.0.1", help="loopback by default; the API has no authentication")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--backend", choices=("torch", "onnx"), default="torch")
+    p.add_argument("--samples", type=Path, default=None, help="data set folder whose screens the page offers")
+    p.add_argument("--no-access-log", action="store_true", help="do not log each request")
+    p.set_defaults(func=_serve)
+
+    bench = sub.add_parser("bench", help="speed measurements").add_subparsers(dest="bench_command", required=True)
+    p = bench.add_parser("serve", help="load test: concurrent typing clients against the HTTP API on loopback")
+    p.add_argument("--run", type=Path, default=None, help="run folder; a server is started on a free loopback port")
+    p.add_argument("--url", default=None, help="an already running server on loopback (instead of --run)")
+    p.add_argument("--clients", type=int, default=16)
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--backend", choices=("torch", "onnx"), default="torch")
+    p.set_defaults(func=_bench_serve)
 
     p = sub.add_parser("demo", help="the main job end to end on built-in defaults")
     p.add_argument("--out", type=Path, default=Path("runs/demo"))

@@ -206,20 +206,23 @@ def _decode(data: bytes, limits: ImageLimits) -> Image.Image:
 
 async def _parse_keystroke(request: Request, limits: ServeLimits) -> Keystroke:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type == "multipart/form-data":
-        fields = await _read_multipart(request)
+    if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        # A url-encoded form can carry no file, but is fine for keystrokes sending a screen_id.
+        fields = await _read_form(request)
     elif content_type == "application/json":
         fields = await _read_json(request)
     else:
-        raise ApiError(415, "unsupported_media_type", "send multipart/form-data (file field 'image') or application/json (base64 'image')")
+        raise ApiError(
+            415, "unsupported_media_type", "send multipart/form-data (file field 'image') or application/json (base64 'image')"
+        )
     return _validate(fields, limits)
 
 
-async def _read_multipart(request: Request) -> dict[str, Any]:
+async def _read_form(request: Request) -> dict[str, Any]:
     try:
         form = await request.form(max_files=1, max_fields=16)
     except Exception as exc:  # Starlette raises several types for malformed multipart bodies.
-        raise ApiError(400, "bad_multipart", f"the multipart body could not be parsed: {exc}") from exc
+        raise ApiError(400, "bad_form", f"the form body could not be parsed: {exc}") from exc
     fields: dict[str, Any] = {}
     for key, value in form.multi_items():
         if isinstance(value, UploadFile):
@@ -227,7 +230,7 @@ async def _read_multipart(request: Request) -> dict[str, Any]:
                 raise ApiError(422, "bad_field", f"unexpected file field {key!r}; the screenshot goes in 'image'")
             fields["image"] = await value.read()
         elif key == "image":
-            raise ApiError(422, "bad_field", "'image' must be a file part in a multipart request")
+            raise ApiError(422, "bad_field", "'image' must be a file part of a multipart request")
         else:
             fields[key] = value
     # Browsers send empty strings for blank form fields: treat them as absent.
@@ -312,7 +315,14 @@ def _predict_openapi() -> dict[str, Any]:
     }}}
 
 
-def serve(run: Path, host: str = "127.0.0.1", port: int = 8000, backend: str = "torch", samples_dir: Path | None = None) -> int:
+def serve(
+    run: Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    backend: str = "torch",
+    samples_dir: Path | None = None,
+    access_log: bool = True,
+) -> int:
     """Load the run's predictor and serve until interrupted (``keypilot serve``)."""
     import uvicorn
 
@@ -326,5 +336,5 @@ def serve(run: Path, host: str = "127.0.0.1", port: int = 8000, backend: str = "
         predictor = TorchPredictor.from_pretrained(run)
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serving on %s: the API has no authentication; anyone who can reach it can use it", host)
-    uvicorn.run(create_app(predictor, samples_dir=samples_dir), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(predictor, samples_dir=samples_dir), host=host, port=port, access_log=access_log)
     return 0
