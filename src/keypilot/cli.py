@@ -68,6 +68,26 @@ def _bench_serve(args: argparse.Namespace) -> int:
     return 1 if figures["errors"] else 0
 
 
+def _predict(args: argparse.Namespace) -> int:
+    import json
+
+    from keypilot.inference.predictor import Predictor, format_prediction
+
+    predictor = Predictor.from_pretrained(args.run, device=args.device)
+    result = predictor.predict(args.image, args.text, prev_layout=args.prev_layout, user_id=args.user_id)
+    print(json.dumps(result.to_dict(), ensure_ascii=False) if args.json else format_prediction(result))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from keypilot.evaluation.evaluate import evaluate
+
+    evaluate(args.run, args.data, args.out, baselines=args.baselines, max_records=args.limit,
+             train_data=args.train_data, simulate_records=args.simulate, device=args.device)
+    print(f"wrote {args.out / 'report.md'}, {args.out / 'metrics.json'}, {args.out / 'predictions.jsonl'}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from keypilot.demo import run_demo
 
@@ -137,6 +157,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch")
     p.set_defaults(func=_bench_serve)
+
+    p = sub.add_parser("predict", help="one keystroke: screenshot + typed text -> the strip and the layout")
+    p.add_argument("--run", type=Path, required=True)
+    p.add_argument("--image", type=Path, required=True)
+    p.add_argument("--text", default="", help="text already in the focused field")
+    p.add_argument("--prev-layout", default="EN", choices=("EN", "ZH", "SYM", "EMOJI", "NUM"))
+    p.add_argument("--user-id", type=int, default=None)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="the contracts' Predictor result as one JSON line")
+    p.set_defaults(func=_predict)
+
+    p = sub.add_parser("evaluate", help="metrics, plots and report of a run on a data set")
+    p.add_argument("--run", type=Path, required=True)
+    p.add_argument("--data", type=Path, required=True, help=".jsonl file (or folder) in the record format")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--baselines", action="store_true", help="also score the text-only ablation and the baselines")
+    p.add_argument("--limit", type=int, default=None, help="evaluate the first N records only")
+    p.add_argument("--train-data", type=Path, default=None, help="training split for the n-gram (default: train.jsonl beside --data)")
+    p.add_argument("--simulate", type=int, default=50, help="records in the keystroke-savings simulation")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("demo", help="the main job end to end on built-in defaults")
     p.add_argument("--out", type=Path, default=Path("runs/demo"))
