@@ -1,0 +1,124 @@
+"""Decoder D: [h_t, e_task, e_layout, y_1 .. y_{N-1}] -> language MoE -> tied output head.
+
+The output at position 2 + k predicts token y_{k+1}: position 2 (e_layout) gives the first
+token, which is all corrections and completions need in training; suggestions are
+teacher-forced over ``max_target_tokens``. The output head shares its matrix with the
+token embedding (``logits = LayerNorm(z) @ E^T + b``).
+
+Generation is a beam search over whole words/phrases: corrections and completions keep the
+top sequences by total log-probability (beam 5, each ending at ``eos_id`` or after
+``max_tokens``), suggestions use beam 4. The tokenizer owns ``eos_id``: callers pass it.
+``allowed_token_mask`` lets the predictor enforce Lang(candidate) = Lang(layout).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from keypilot.models.moe import LanguageMoE
+
+PREFIX = 3  # h_t, e_task, e_layout
+
+
+class Decoder(nn.Module):
+    """Conditioning ``B x d`` (x3) and g ``B x 5`` -> next-token logits (``B x V`` or ``B x T x V``)."""
+
+    def __init__(self, vocab_size: int, d_model: int, max_target_tokens: int, moe: LanguageMoE) -> None:
+        super().__init__()
+        self.token_emb = nn.Embedding(vocab_size, d_model)
+        self.pos_emb = nn.Parameter(torch.randn(PREFIX + max_target_tokens - 1, d_model) * 0.02)
+        self.moe = moe
+        self.norm = nn.LayerNorm(d_model)
+        self.head_bias = nn.Parameter(torch.zeros(vocab_size))
+        self.max_target_tokens = max_target_tokens
+        nn.init.normal_(self.token_emb.weight, std=0.02)
+
+    def _logits(self, h_t: Tensor, e_task: Tensor, e_layout: Tensor, expert_probs: Tensor, tokens: Tensor) -> Tensor:
+        """Previous tokens ``B x k`` (k >= 0) -> logits ``B x (k + 1) x V`` at positions 2 .. 2 + k."""
+        x = torch.cat([h_t[:, None], e_task[:, None], e_layout[:, None], self.token_emb(tokens)], dim=1)
+        x = x + self.pos_emb[: x.shape[1]]
+        z = self.norm(self.moe(x, expert_probs)[:, PREFIX - 1 :])
+        return z @ self.token_emb.weight.T + self.head_bias
+
+    def forward(self, h_t: Tensor, e_task: Tensor, e_layout: Tensor, expert_probs: Tensor, target_tokens: Tensor | None = None) -> Tensor:
+        """Without targets: first-token logits ``B x V``. With ``target_tokens`` ``B x T`` (-100 padding):
+        teacher-forced logits ``B x T x V`` where row k predicts target k."""
+        if target_tokens is None:
+            return self._logits(h_t, e_task, e_layout, expert_probs, h_t.new_zeros(h_t.shape[0], 0, dtype=torch.long))[:, 0]
+        if target_tokens.shape[1] > self.max_target_tokens:
+            raise ValueError(f"{target_tokens.shape[1]} target tokens > max_target_tokens={self.max_target_tokens}")
+        previous = target_tokens[:, :-1].clamp(min=0)  # -100 padding -> pad id 0; those rows are not scored
+        return self._logits(h_t, e_task, e_layout, expert_probs, previous)
+
+    def decode_step(self, h_t: Tensor, e_task: Tensor, e_layout: Tensor, expert_probs: Tensor, prev_tokens: Tensor) -> Tensor:
+        """Previous tokens ``B x k`` -> logits of the next token ``B x V``."""
+        return self._logits(h_t, e_task, e_layout, expert_probs, prev_tokens)[:, -1]
+
+    @torch.no_grad()
+    def beam_search(
+        self,
+        h_t: Tensor,
+        e_task: Tensor,
+        e_layout: Tensor,
+        expert_probs: Tensor,
+        eos_id: int,
+        beam_width: int,
+        max_tokens: int | None = None,
+        num_return: int | None = None,
+        allowed_token_mask: Tensor | None = None,
+    ) -> list[list[tuple[list[int], float]]]:
+        """Beam search for each batch row.
+
+        Args:
+            h_t, e_task, e_layout: ``B x d``; expert_probs: ``B x 5``.
+            eos_id: the tokenizer's end-of-sequence id (not included in the returned tokens).
+            beam_width: hypotheses kept per step.
+            max_tokens: longest sequence (default ``max_target_tokens``).
+            num_return: sequences returned per row (default and at most ``beam_width``).
+            allowed_token_mask: ``V`` or ``B x V`` bool; other tokens are never generated
+                (``eos_id`` always is).
+        Returns:
+            For each row, up to ``num_return`` (tokens, total log-prob) pairs, best first. A
+            sequence ends at ``eos_id`` or after ``max_tokens`` tokens.
+        """
+        max_tokens = min(max_tokens or self.max_target_tokens, self.max_target_tokens)
+        num_return = min(num_return or beam_width, beam_width)
+        results = []
+        for row in range(h_t.shape[0]):
+            mask = None
+            if allowed_token_mask is not None:
+                mask = (allowed_token_mask[row] if allowed_token_mask.dim() == 2 else allowed_token_mask).clone().bool()
+                mask[eos_id] = True
+            results.append(self._beam_row([t[row : row + 1] for t in (h_t, e_task, e_layout, expert_probs)], eos_id, beam_width, max_tokens, num_return, mask))
+        return results
+
+    def _beam_row(self, cond: list[Tensor], eos_id: int, beam_width: int, max_tokens: int, num_return: int, mask: Tensor | None) -> list[tuple[list[int], float]]:
+        live: list[tuple[list[int], float]] = [([], 0.0)]
+        done: list[tuple[list[int], float]] = []
+        for step in range(max_tokens):
+            prev = torch.tensor([tokens for tokens, _ in live], dtype=torch.long, device=cond[0].device).view(len(live), step)
+            logprobs = torch.log_softmax(self.decode_step(*(c.expand(len(live), -1) for c in cond), prev).float(), dim=-1)
+            if mask is not None:
+                logprobs = logprobs.masked_fill(~mask, float("-inf"))
+            scores = logprobs + torch.tensor([score for _, score in live], device=logprobs.device)[:, None]
+            top = scores.flatten().topk(min(beam_width, scores.numel()))
+            candidates = []
+            for value, index in zip(top.values.tolist(), top.indices.tolist()):
+                if value == float("-inf"):
+                    break
+                beam, token = divmod(index, scores.shape[1])
+                candidates.append((live[beam][0] + [token], value))
+            live = []
+            for tokens, score in candidates:
+                if tokens[-1] == eos_id:
+                    done.append((tokens[:-1], score))
+                elif step + 1 == max_tokens:
+                    done.append((tokens, score))
+                else:
+                    live.append((tokens, score))
+            # stop once no live hypothesis can beat the worst finished one we would return
+            done.sort(key=lambda item: -item[1])
+            if not live or (len(done) >= num_return and live[0][1] <= done[num_return - 1][1]):
+                break
+        return done[:num_return]

@@ -1,0 +1,74 @@
+"""The encoder E(I_t, C_t, P_u) -> h_t, split into a cacheable screen part and a per-keystroke part."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from keypilot.models.backbone import MobileViTBackbone
+from keypilot.models.fusion import CrossFormerFusion
+from keypilot.models.layers import MLP
+from keypilot.models.personality import Personality
+from keypilot.models.sam_lite import NUM_ROIS, SamLite, boxes_from_masks, crop_and_letterbox
+from keypilot.models.text_encoder import TextEncoder
+
+
+class KeyPilotEncoder(nn.Module):
+    """Screen, context and user -> h_t and the alignment features of the seed's encoder loss.
+
+    ``encode_screen`` runs everything that depends on the screenshot only (the backbone on the
+    screen and on the four ROI crops, SAM-Lite); its result can be cached while the user types
+    on the same screen. ``encode_keystroke`` runs the text, user and fusion parts.
+    """
+
+    def __init__(
+        self,
+        backbone: MobileViTBackbone,
+        global_head: MLP,
+        sam_lite: SamLite,
+        text_encoder: TextEncoder,
+        personality: Personality,
+        fusion: CrossFormerFusion,
+        roi_size: int,
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.global_head = global_head
+        self.sam_lite = sam_lite
+        self.text_encoder = text_encoder
+        self.personality = personality
+        self.fusion = fusion
+        self.roi_size = roi_size
+
+    def encode_screen(self, image: Tensor, roi_boxes: Tensor | None = None, roi_valid: Tensor | None = None) -> dict[str, Tensor]:
+        """Screenshot ``B x 3 x H x W`` in [0, 1] -> the screen cache.
+
+        Args:
+            roi_boxes, roi_valid: ground-truth ROIs ``B x 4 x 4`` / ``B x 4``; used for the
+                crops in training mode only (teacher forcing), ignored in eval mode.
+        Returns:
+            ``global_feat`` ``B x d`` (the [IMG] token), ``roi_feats`` ``B x 4 x d``,
+            ``roi_mask_logits`` ``B x 4 x H/4 x W/4``, ``roi_boxes_pred`` ``B x 4 x 4``
+            (x0, y0, x1, y1 in [0, 1]; zeros where the mask is empty).
+        """
+        b = image.shape[0]
+        dense = self.backbone(image)
+        mask_logits = self.sam_lite.predict_masks(dense)
+        boxes_pred, found = boxes_from_masks(mask_logits)
+        if self.training and roi_boxes is not None and roi_valid is not None:
+            boxes, valid = roi_boxes, roi_valid
+        else:
+            boxes, valid = boxes_pred, found
+        crops = crop_and_letterbox(image, boxes, valid, self.roi_size)  # B x 4 x 3 x S x S
+        crop_emb = self.backbone.embed(crops.flatten(0, 1)).view(b, NUM_ROIS, -1)
+        return {
+            "global_feat": self.global_head(dense.mean(dim=(2, 3))),
+            "roi_feats": self.sam_lite.roi_tokens(crop_emb, mask_logits, dense),
+            "roi_mask_logits": mask_logits,
+            "roi_boxes_pred": boxes_pred,
+        }
+
+    def encode_keystroke(self, screen: dict[str, Tensor], input_ids: Tensor, attention_mask: Tensor, user_id: Tensor) -> tuple[Tensor, Tensor]:
+        """Screen cache, context ids/mask ``B x L``, user ids ``B`` -> (h_t ``B x d``, text_feat ``B x d``)."""
+        text_feat = self.text_encoder(input_ids, attention_mask)
+        h_t = self.fusion(screen["global_feat"], screen["roi_feats"], text_feat, self.personality(user_id))
+        return h_t, text_feat

@@ -1,0 +1,94 @@
+"""Task router (ERR / COMP / SUG) and layout router (EN / ZH / SYM / EMOJI / NUM, with hysteresis).
+
+Deviation from method.md (layout router): the spec reads the layout at the <LAY> prefix of a
+causal transformer, but under a causal mask the first position sees only itself, so its
+output would not depend on h_t. The sequence is [<LAY>, e_prev_layout, h_t] and the logits
+are read at the LAST position, which attends to the prefix, the previous layout and h_t.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from keypilot.labels import LAYOUTS, TASKS
+from keypilot.models.layers import TransformerBlock
+
+
+def task_mixture(task_probs: Tensor, threshold: float) -> Tensor:
+    """Inference rule for the task embedding: ``B x 3`` probs -> ``B x 3`` codebook weights.
+
+    If the top probability is below ``threshold`` the top two tasks are mixed with their
+    probabilities renormalised to sum to 1; otherwise the top task alone (weight 1).
+    """
+    top = task_probs.topk(2, dim=-1)
+    top1 = F.one_hot(top.indices[:, 0], task_probs.shape[-1]).to(task_probs.dtype)
+    top2 = torch.zeros_like(task_probs).scatter(-1, top.indices, top.values)
+    top2 = top2 / top2.sum(dim=-1, keepdim=True)
+    return torch.where((top.values[:, :1] < threshold), top2, top1)
+
+
+def apply_hysteresis(layout_logits: Tensor, prev_layout: Tensor, bias: float, threshold: float) -> tuple[Tensor, Tensor]:
+    """Temporal stability of the layout: ``B x 5`` logits, previous layout ``B`` -> (layout ``B``, probs ``B x 5``).
+
+    The previous layout's logit gets ``+bias``; the argmax of the resulting softmax replaces
+    the previous layout only if its probability is above ``threshold``.
+    """
+    probs = torch.softmax(layout_logits + bias * F.one_hot(prev_layout, layout_logits.shape[-1]).to(layout_logits.dtype), dim=-1)
+    best_prob, best = probs.max(dim=-1)
+    return torch.where(best_prob > threshold, best, prev_layout), probs
+
+
+class TaskRouter(nn.Module):
+    """h_t ``B x d`` -> (task_logits ``B x 3``, task_probs ``B x 3``, e_task ``B x d``).
+
+    Training uses the soft mixture probs @ codebook (so the text loss trains the routing);
+    eval mode applies ``task_mixture``.
+    """
+
+    def __init__(self, d_model: int, hidden: int, mix_threshold: float) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(d_model, hidden), nn.ReLU(), nn.Linear(hidden, len(TASKS)))
+        self.codebook = nn.Parameter(torch.randn(len(TASKS), d_model) * 0.02)
+        self.mix_threshold = mix_threshold
+
+    def forward(self, h_t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        logits = self.mlp(h_t)
+        probs = torch.softmax(logits, dim=-1)
+        weights = probs if self.training else task_mixture(probs, self.mix_threshold)
+        return logits, probs, weights @ self.codebook
+
+
+class LayoutRouter(nn.Module):
+    """(h_t ``B x d``, previous layout ``B``) -> layout logits ``B x 5``; plus the layout codebook.
+
+    A learned <LAY> token, the previous layout's embedding and h_t pass through a small causal
+    transformer; the last position's output gives the logits (see the module docstring).
+    """
+
+    def __init__(self, d_model: int, layers: int, heads: int, ffn: int, hysteresis_bias: float, switch_threshold: float) -> None:
+        super().__init__()
+        self.lay_token = nn.Parameter(torch.randn(d_model) * 0.02)
+        self.prev_emb = nn.Embedding(len(LAYOUTS), d_model)
+        self.pos_emb = nn.Parameter(torch.randn(3, d_model) * 0.02)
+        self.blocks = nn.ModuleList(TransformerBlock(d_model, heads, ffn, causal=True) for _ in range(layers))
+        self.norm = nn.LayerNorm(d_model)
+        self.head = nn.Linear(d_model, len(LAYOUTS))
+        self.codebook = nn.Parameter(torch.randn(len(LAYOUTS), d_model) * 0.02)
+        self.hysteresis_bias = hysteresis_bias
+        self.switch_threshold = switch_threshold
+        nn.init.normal_(self.prev_emb.weight, std=0.02)
+
+    def forward(self, h_t: Tensor, prev_layout: Tensor) -> Tensor:
+        b = h_t.shape[0]
+        x = torch.stack([self.lay_token.expand(b, -1), self.prev_emb(prev_layout), h_t], dim=1) + self.pos_emb
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.norm(x[:, -1]))
+
+    def choose(self, layout_logits: Tensor, prev_layout: Tensor | None) -> Tensor:
+        """Eval-mode layout: hysteresis against ``prev_layout`` when known, else the argmax. ``B``."""
+        if prev_layout is None:
+            return layout_logits.argmax(dim=-1)
+        return apply_hysteresis(layout_logits, prev_layout, self.hysteresis_bias, self.switch_threshold)[0]
