@@ -22,6 +22,7 @@ emoji sequences (ZWJ, flags, skin tones, keycaps) stay in one piece.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -236,13 +237,19 @@ def _train_merges(texts: Iterator[str] | list[str], vocab_size: int, min_frequen
     return [tuple(m) for m in json.loads(tok.to_str())["model"]["merges"]]
 
 
+@functools.lru_cache(maxsize=1)
+def _seed_merges() -> list[tuple[str, str]]:
+    """Merges that make every seed one token (the same every call: cached per process)."""
+    return _train_merges(["\n".join(seed_strings())], vocab_size=10**6, min_frequency=0)
+
+
 def build_tokenizer(texts: list[str], vocab_size: int = 32000, min_frequency: int = 2) -> KeyPilotTokenizer:
     """A tokenizer whose seeds are single tokens, filled up to ``vocab_size`` from ``texts``.
 
     Deterministic: the same texts give the same vocabulary and merges.
     """
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    seed_merges = _train_merges(["\n".join(seed_strings())], vocab_size=10**6, min_frequency=0)
+    seed_merges = _seed_merges()
     budget = vocab_size - len(SPECIAL_TOKENS) - len(alphabet) - len(seed_merges)
     if budget < 0:
         raise ValueError(f"vocab_size {vocab_size} is too small for the seeds ({vocab_size - budget} tokens)")
@@ -252,7 +259,7 @@ def build_tokenizer(texts: list[str], vocab_size: int = 32000, min_frequency: in
     for token in list(SPECIAL_TOKENS) + alphabet:
         vocab[token] = len(vocab)
     merges: dict[tuple[str, str], None] = {}  # ordered set: a repeated pair would lose its seed rank
-    for left, right in seed_merges + data_merges:
+    for left, right in [*seed_merges, *data_merges]:
         if (left, right) in merges:
             continue
         if left + right not in vocab:

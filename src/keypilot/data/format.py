@@ -50,7 +50,7 @@ class Record:
     target: str
     layout: str
     prev_layout: str = "EN"
-    lang: str = "EN"
+    lang: str | None = None  # None only for records built by hand: means lang_of(target)
     user_id: int | None = None
     rois: dict[str, list[float] | None] = field(default_factory=lambda: {k: None for k in ROI_KEYS})
     action: str | None = None

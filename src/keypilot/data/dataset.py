@@ -1,0 +1,163 @@
+"""Records -> model tensors: the torch ``Dataset``, its ``collate`` and the shared transforms.
+
+``letterbox`` and ``encode_context`` are also what the predictor uses at inference, so the
+model sees screenshots and contexts prepared exactly as in training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from keypilot.data.format import Record
+from keypilot.labels import LAYOUT_INDEX, ROI_KEYS, TASK_INDEX, lang_of
+from keypilot.tokenizer import KeyPilotTokenizer
+
+IGNORE_INDEX = -100  # target padding, skipped by cross-entropy
+
+
+def letterbox(image: Image.Image, height: int, width: int) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """Fit ``image`` inside ``height`` x ``width`` keeping its aspect ratio, centred on black.
+
+    Returns the RGB array ``[3, height, width]`` float32 in [0, 1], the scale applied to the
+    original pixels and the ``(pad_x, pad_y)`` offset of the resized image: a point ``(x, y)``
+    of the original lands at ``(x * scale + pad_x, y * scale + pad_y)``.
+    """
+    image = image.convert("RGB")
+    src_w, src_h = image.size
+    scale = min(height / src_h, width / src_w)
+    new_w = max(1, min(width, round(src_w * scale)))
+    new_h = max(1, min(height, round(src_h * scale)))
+    if (new_w, new_h) != (src_w, src_h):
+        # reducing_gap: shrink by an integer factor first (fast), then filter the rest.
+        image = image.resize((new_w, new_h), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    pad_x, pad_y = (width - new_w) // 2, (height - new_h) // 2
+    canvas = np.zeros((height, width, 3), dtype=np.uint8)
+    canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = np.asarray(image)
+    array = canvas.transpose(2, 0, 1).astype(np.float32) / 255.0
+    return array, scale, (pad_x, pad_y)
+
+
+def letterbox_boxes(
+    rois: dict[str, Sequence[float] | None], scale: float, pad: tuple[int, int], height: int, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """ROI pixel boxes of the original image -> boxes in the letterboxed frame.
+
+    Returns ``boxes [4, 4]`` float32 (``ROI_KEYS`` order, x0, y0, x1, y1 in [0, 1] of the
+    letterboxed image, 0 where absent) and ``valid [4]`` bool.
+    """
+    boxes = np.zeros((len(ROI_KEYS), 4), dtype=np.float32)
+    valid = np.zeros(len(ROI_KEYS), dtype=bool)
+    pad_x, pad_y = pad
+    for i, key in enumerate(ROI_KEYS):
+        box = rois.get(key)
+        if box is None:
+            continue
+        x0, y0, x1, y1 = box
+        boxes[i] = [
+            (x0 * scale + pad_x) / width,
+            (y0 * scale + pad_y) / height,
+            (x1 * scale + pad_x) / width,
+            (y1 * scale + pad_y) / height,
+        ]
+        valid[i] = True
+    np.clip(boxes, 0.0, 1.0, out=boxes)
+    return boxes, valid
+
+
+def context_ids(tokenizer: KeyPilotTokenizer, token_ids: list[int], max_len: int) -> tuple[list[int], list[int]]:
+    """``[CLS]`` + the last ``max_len - 1`` of ``token_ids``, right-padded: (ids, mask), each
+    of length ``max_len``. The end of the field is kept: it is where the user is typing."""
+    if max_len < 1:
+        raise ValueError("max_len must be at least 1 (room for [CLS])")
+    kept = token_ids[len(token_ids) - (max_len - 1) :] if max_len > 1 else []
+    ids = [tokenizer.cls_id] + kept
+    pad = max_len - len(ids)
+    return ids + [tokenizer.pad_id] * pad, [1] * len(ids) + [0] * pad
+
+
+def encode_context(tokenizer: KeyPilotTokenizer, text: str, max_len: int) -> tuple[list[int], list[int]]:
+    """Model input for a field's text: ``(input_ids, attention_mask)``, each ``max_len`` long."""
+    return context_ids(tokenizer, tokenizer.encode(text), max_len)
+
+
+def target_ids(tokenizer: KeyPilotTokenizer, token_ids: list[int], max_len: int) -> list[int]:
+    """``encode_target`` ids truncated to ``max_len``, then ``eos_id`` if it fits, then -100."""
+    ids = list(token_ids[:max_len])
+    if len(ids) < max_len:
+        ids.append(tokenizer.eos_id)
+    return ids + [IGNORE_INDEX] * (max_len - len(ids))
+
+
+class KeyPilotDataset(Dataset):
+    """Records as model inputs. Texts are tokenized once up front; screenshots are read and
+    letterboxed per item (in DataLoader workers: the dataset pickles).
+
+    One item is a dict of tensors of a single sample (shapes of ``collate``'s table without
+    the batch dimension) plus its ``id``.
+    """
+
+    def __init__(
+        self,
+        records: Sequence[Record],
+        tokenizer: KeyPilotTokenizer,
+        image_height: int = 512,
+        image_width: int = 256,
+        max_context_tokens: int = 64,
+        max_target_tokens: int = 5,
+    ):
+        self.records = list(records)
+        self.tokenizer = tokenizer
+        self.image_height = image_height
+        self.image_width = image_width
+        self.max_context_tokens = max_context_tokens
+        self.max_target_tokens = max_target_tokens
+        contexts = tokenizer.encode_batch([r.context for r in self.records])
+        targets = tokenizer.encode_targets([r.target for r in self.records])
+        # Rows are copied out per item (torch.tensor), so no item shares these arrays' storage.
+        self._input_ids = np.zeros((len(self.records), max_context_tokens), dtype=np.int64)
+        self._attention = np.zeros((len(self.records), max_context_tokens), dtype=np.int64)
+        self._targets = np.zeros((len(self.records), max_target_tokens), dtype=np.int64)
+        for i, (ctx, tgt) in enumerate(zip(contexts, targets)):
+            self._input_ids[i], self._attention[i] = context_ids(tokenizer, ctx, max_context_tokens)
+            self._targets[i] = target_ids(tokenizer, tgt, max_target_tokens)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict:
+        record = self.records[index]
+        with Image.open(record.image) as im:
+            image, scale, pad = letterbox(im, self.image_height, self.image_width)
+        boxes, valid = letterbox_boxes(record.rois, scale, pad, self.image_height, self.image_width)
+        return {
+            "image": torch.from_numpy(image),  # [3, H, W]
+            "input_ids": torch.tensor(self._input_ids[index]),  # [L]
+            "attention_mask": torch.tensor(self._attention[index]),  # [L]
+            "user_id": torch.tensor(-1 if record.user_id is None else record.user_id, dtype=torch.long),
+            "prev_layout": torch.tensor(LAYOUT_INDEX[record.prev_layout], dtype=torch.long),
+            "target_task": torch.tensor(TASK_INDEX[record.task], dtype=torch.long),
+            "target_layout": torch.tensor(LAYOUT_INDEX[record.layout], dtype=torch.long),
+            "target_type": torch.tensor(LAYOUT_INDEX[record.lang or lang_of(record.target)], dtype=torch.long),
+            "target_tokens": torch.tensor(self._targets[index]),  # [T]
+            "roi_boxes": torch.from_numpy(boxes),  # [4, 4]
+            "roi_valid": torch.from_numpy(valid),  # [4]
+            "ids": record.id,
+        }
+
+
+def collate(items: list[dict]) -> dict:
+    """Stack items into the batch of ``docs/contracts.md`` ("Batches"):
+
+    ``image [B,3,H,W]`` float32, ``input_ids``/``attention_mask [B,L]`` long, ``user_id``,
+    ``prev_layout``, ``target_task``, ``target_layout``, ``target_type [B]`` long,
+    ``target_tokens [B,T]`` long (-100 padding), ``roi_boxes [B,4,4]`` float32,
+    ``roi_valid [B,4]`` bool and ``ids`` (list of str).
+    """
+    batch = {key: torch.stack([item[key] for item in items]) for key in items[0] if key != "ids"}
+    batch["ids"] = [item["ids"] for item in items]
+    return batch
