@@ -80,10 +80,12 @@ def test_seeded_coverage(tok: KeyPilotTokenizer) -> None:
 
 
 def test_numbers_fit_the_suggestion_budget(tok: KeyPilotTokenizer) -> None:
-    assert len(tok.encode_target("482913")) <= 5
-    assert len(tok.encode_target("000000")) <= 5
-    assert len(tok.encode_target("13812345678")) <= 5
-    assert all(len(tok.encode(f"{i:06d}")) <= 3 for i in range(0, 1_000_000, 7919))
+    # Digits go in groups of three, each group one token (with its leading space for the first).
+    assert [tok.token(i) for i in tok.encode_target("482913")] == [" 482", "913"]
+    assert len(tok.encode_target("000000")) == 2
+    assert len(tok.encode_target("13812345678")) == 4  # room for <eos> in T = 5
+    assert len(tok.encode_target("157.49")) == 3
+    assert all(len(tok.encode_target(f"{i:06d}")) == 2 for i in range(0, 1_000_000, 7919))
 
 
 def test_special_ids(tok: KeyPilotTokenizer) -> None:

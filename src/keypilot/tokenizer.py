@@ -15,8 +15,9 @@ can touch it: plain text containing a seed encodes it as one token. Nothing is a
 token", so the BPE still merges seeds into longer words learned from the data.
 
 Pre-tokenization (a GPT-2-like regex, changed for this job): Chinese runs are split from Latin
-runs (``我们明天jian``); digits are grouped in threes (all of ``000``..``999`` are seeds) so a
-6-digit code is 2-3 tokens and an 11-digit phone number fits the 5-token suggestion budget;
+runs (``我们明天jian``); digits are grouped in threes (all of ``000``..``999``, with and
+without a leading space, are seeds) so a 6-digit code is 2 tokens and an 11-digit phone number
+4, within the 5-token suggestion budget;
 emoji sequences (ZWJ, flags, skin tones, keycaps) stay in one piece.
 """
 
@@ -106,10 +107,11 @@ def seed_emoji() -> list[str]:
 
 
 def seed_digits() -> list[str]:
-    """Digit groups as the pre-tokenizer cuts them: 0-999 with 1-3 digits (zero-padded too),
-    and 1-2 digit groups after a space (``" 4"``, ``" 48"``)."""
+    """Digit groups as the pre-tokenizer cuts them: 1-3 digits (zero-padded too), alone and
+    after a space. A number target gets a leading space (``encode_target``), so a 6-digit code
+    is 2 tokens (``" 482"``, ``"913"``) and an 11-digit phone number 4, leaving room for <eos>."""
     groups = [f"{i:0{width}d}" for width in (1, 2, 3) for i in range(10**width)]
-    return groups + [" " + g for g in groups if len(g) <= 2]
+    return groups + [" " + g for g in groups]
 
 
 # Non-ASCII symbols a SYM target or an amount often needs (ASCII ones are single bytes).
