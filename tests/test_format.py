@@ -45,6 +45,8 @@ def images(tmp_path: Path) -> Path:
     Image.new("RGB", (72, 128)).save(folder / "screen.gif")
     data = (folder / "screen.png").read_bytes()
     (folder / "truncated.png").write_bytes(data[: len(data) // 2])
+    data = (folder / "photo.jpg").read_bytes()
+    (folder / "truncated.jpg").write_bytes(data[:-20])
     return tmp_path
 
 
@@ -101,6 +103,7 @@ BROKEN = [
     (good("x18", id=""), "id is empty"),
     ("[1, 2]", "record must be a JSON object, got list"),
     (good("x19", prev_layout="KLINGON"), "prev_layout 'KLINGON' is not one of"),
+    (good("x20", image="images/truncated.jpg"), "image unreadable"),
 ]
 
 
@@ -130,7 +133,7 @@ def test_broken_dataset_names_every_line(images: Path) -> None:
 
     # Without image checks the image-only problems go away, the others stay.
     text_only = read_records(images / "train.jsonl", skip_bad=True, check_images=False)
-    assert {r.id for r in text_only} == {"ok", "x2", "x3", "x4", "x10", "x11"}
+    assert {r.id for r in text_only} == {"ok", "x2", "x3", "x4", "x10", "x11", "x20"}
 
 
 def test_cli_exits_nonzero_on_bad_data(images: Path) -> None:
