@@ -35,7 +35,7 @@ NUM_CANDIDATES = 5
 BACKOFF = 0.4
 
 _LATIN_WORD = re.compile(r"[A-Za-z0-9']+")
-_PINYIN_TAIL = re.compile(r"[a-z']+$")
+_WORD_TAIL = re.compile(r"[A-Za-z0-9']+$")
 
 
 @dataclass
@@ -64,16 +64,14 @@ class Baseline(Protocol):
 def split_context(context: str) -> tuple[str, str]:
     """Split C_t into (committed text, word being typed).
 
-    The word being typed is a Latin/digit chunk not followed by a space, or a lowercase
-    pinyin composing string after Chinese text (``"我们明天jian"`` -> ``("我们明天", "jian")``).
+    The word being typed is the trailing run of Latin letters, digits and apostrophes (a
+    pinyin composing string after Chinese text is one: ``"我们明天jian"`` ->
+    ``("我们明天", "jian")``); after a space, Chinese text, punctuation or an emoji it is empty.
     """
-    if not context or context[-1].isspace():
+    match = _WORD_TAIL.search(context)
+    if not match:
         return context, ""
-    pinyin = _PINYIN_TAIL.search(context)
-    if pinyin and pinyin.start() > 0 and is_cjk(context[pinyin.start() - 1]):
-        return context[: pinyin.start()], pinyin.group()
-    head, _, tail = context.rpartition(" ")
-    return (head + " " if head else ""), tail
+    return context[: match.start()], match.group()
 
 
 def history_tokens(text: str) -> list[str]:
@@ -89,8 +87,9 @@ def history_tokens(text: str) -> list[str]:
 
 
 def is_pinyin_buffer(context: str) -> bool:
+    """A lowercase Latin word typed right after Chinese text is a pinyin composing string."""
     head, partial = split_context(context)
-    return bool(partial) and bool(head) and is_cjk(head.rstrip()[-1:] or " ")
+    return partial.isalpha() and partial.islower() and bool(head) and is_cjk(head[-1])
 
 
 @functools.lru_cache(maxsize=4096)
