@@ -59,6 +59,12 @@ def _serve(args: argparse.Namespace) -> int:
     return serve(args.run, host=args.host, port=args.port, backend=args.backend, samples_dir=args.samples, access_log=not args.no_access_log)
 
 
+def _bench_train(args: argparse.Namespace) -> int:
+    from keypilot.train.bench import print_bench_train
+
+    return print_bench_train(args.config, batch_size=args.batch_size, steps=args.steps, device=args.device)
+
+
 def _bench_serve(args: argparse.Namespace) -> int:
     from keypilot.serve.loadtest import bench_serve
 
@@ -150,6 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_serve)
 
     bench = sub.add_parser("bench", help="speed measurements").add_subparsers(dest="bench_command", required=True)
+    p = bench.add_parser("train", help="training samples/s (forward + backward + step) at a config's batch size")
+    p.add_argument("--config", type=Path, action="append", default=None, help="repeatable (default: tiny and keypilot)")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--steps", type=int, default=5, help="timed steps, after 2 untimed ones")
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=_bench_train)
     p = bench.add_parser("serve", help="load test: concurrent typing clients against the HTTP API on loopback")
     p.add_argument("--run", type=Path, default=None, help="run folder; a server is started on a free loopback port")
     p.add_argument("--url", default=None, help="an already running server on loopback (instead of --run)")

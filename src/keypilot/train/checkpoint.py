@@ -17,34 +17,44 @@ import io
 import os
 import random
 import re
-import tempfile
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 import torch
-from safetensors.torch import save as safetensors_save
+from safetensors.torch import save_model
 
 CHECKPOINT_RE = re.compile(r"^step-(\d+)\.pt$")
 
 
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
-    """Call ``write(fh)`` on a temp file next to ``path``, then move it over ``path``."""
+def atomic_write_path(path: str | Path, write_to: Callable[[Path], None]) -> None:
+    """Call ``write_to(tmp)`` on a temp path next to ``path``, fsync it, move it over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # Not mkstemp: its files are private (0600); this one gets the usual umask-derived mode.
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
+        write_to(tmp)
+        with tmp.open("rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
+    """Call ``write(fh)`` on a temp file next to ``path``, then move it over ``path``."""
+
+    def write_to(tmp: Path) -> None:
+        with tmp.open("wb") as fh:
+            write(fh)
+
+    atomic_write_path(path, write_to)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -72,15 +82,10 @@ def remove_stale_temp_files(folder: Path) -> None:
             tmp.unlink()
 
 
-def weights_bytes(model: torch.nn.Module) -> bytes:
-    """The model's state dict as safetensors bytes (the layout ``save_pretrained`` writes)."""
-    # Cloning gives every tensor its own storage: safetensors refuses shared (tied) storage.
-    state = {name: t.detach().to("cpu", copy=True).contiguous() for name, t in model.state_dict().items()}
-    return safetensors_save(state, metadata={"format": "pt"})
-
-
 def save_weights(model: torch.nn.Module, path: str | Path) -> None:
-    atomic_write_bytes(path, weights_bytes(model))
+    """The model's weights as ``save_pretrained`` writes them (safetensors' ``save_model``:
+    tied tensors stored once), so ``KeyPilotModel.from_pretrained`` loads them strictly."""
+    atomic_write_path(path, lambda tmp: save_model(model, str(tmp), metadata={"format": "pt"}))
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
