@@ -36,9 +36,15 @@ SCREEN_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 log = logging.getLogger(__name__)
 
 
+class Prediction(Protocol):
+    shown_kind: str  # which list the strip comes from: correction, completion or suggestion
+
+    def to_dict(self) -> dict[str, Any]:
+        """The contracts' "Predictor result"."""
+
+
 class Predictor(Protocol):
-    def predict(self, image: Image.Image, text: str, prev_layout: str = "EN", user_id: int | None = None) -> Any:
-        """Returns an object whose ``to_dict()`` is the contracts' "Predictor result"."""
+    def predict(self, image: Image.Image, text: str, prev_layout: str = "EN", user_id: int | None = None) -> Prediction: ...
 
 
 @dataclass(frozen=True)
@@ -127,7 +133,11 @@ async def _no_receive() -> Message:
 
 
 def create_app(predictor: Predictor, samples_dir: Path | None = None, limits: ServeLimits | None = None) -> FastAPI:
-    """The API (``/v1/predict``, ``/v1/samples``, ``/healthz``) and the page at ``/``."""
+    """The API (``/v1/predict``, ``/v1/samples``, ``/healthz``) and the page at ``/``.
+
+    An answer is the predictor's result JSON plus ``screen_id`` (send it instead of the image
+    on the next keystrokes) and ``shown_kind`` (the list the strip ``shown`` comes from).
+    """
     limits = limits or ServeLimits()
     store = ScreenStore()
     samples: dict[str, Sample] = load_samples(Path(samples_dir)) if samples_dir else {}
@@ -172,7 +182,10 @@ def create_app(predictor: Predictor, samples_dir: Path | None = None, limits: Se
         def run_model() -> dict[str, Any]:
             with predict_lock:
                 result = predictor.predict(image, keystroke.text, prev_layout=keystroke.prev_layout, user_id=keystroke.user_id)
-            return result.to_dict()
+            answer = result.to_dict()
+            # Not in the predictor's JSON, but the page needs it: what a tap on the strip replaces.
+            answer["shown_kind"] = result.shown_kind
+            return answer
 
         answer = await run_in_threadpool(run_model)
         answer["screen_id"] = screen_id
@@ -323,17 +336,29 @@ def serve(
     samples_dir: Path | None = None,
     access_log: bool = True,
 ) -> int:
-    """Load the run's predictor and serve until interrupted (``keypilot serve``)."""
+    """Load the run's predictor and serve until interrupted (``keypilot serve``).
+
+    Without ``samples_dir`` the page offers the screens of ``RUN-data`` beside the run when
+    that folder exists (where ``keypilot demo`` puts its data set).
+    """
     import uvicorn
 
     if backend == "onnx":
-        from keypilot.inference.onnx_predictor import OnnxPredictor
+        from keypilot.inference.onnx_predictor import MANIFEST_FILE, OnnxPredictor
 
-        predictor: Predictor = OnnxPredictor.from_pretrained(run)
+        # Either an export folder itself or a run with its export in RUN/export.
+        export_dir = run if (run / MANIFEST_FILE).is_file() else run / "export"
+        if not (export_dir / MANIFEST_FILE).is_file():
+            raise SystemExit(f"no ONNX export at {run} or {run / 'export'}: export the run first")
+        predictor: Predictor = OnnxPredictor.from_pretrained(export_dir)
     else:
         from keypilot.inference.predictor import Predictor as TorchPredictor
 
         predictor = TorchPredictor.from_pretrained(run)
+    if samples_dir is None:
+        # `keypilot demo` writes its data set beside the run as RUN-data.
+        sibling = run.parent / f"{run.name}-data"
+        samples_dir = sibling if sibling.is_dir() else None
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serving on %s: the API has no authentication; anyone who can reach it can use it", host)
     uvicorn.run(create_app(predictor, samples_dir=samples_dir), host=host, port=port, access_log=access_log)

@@ -5,6 +5,9 @@
 const LAYOUTS = ["EN", "ZH", "SYM", "EMOJI", "NUM"];
 const DEBOUNCE_MS = 60;
 
+// Emoji such as ❤️ are two code points: split rows by grapheme, not by code point.
+const graphemes = (s) => [...new Intl.Segmenter("en", { granularity: "grapheme" }).segment(s)].map((g) => g.segment);
+
 // A key is a string (typed as is) or {label, act, wide} for keys that do something else.
 const k = (label, act, wide = 1) => ({ label, act, wide });
 const LETTER_ROWS = ["qwertyuiop", "asdfghjkl", "zxcvbnm"].map((row) => [...row]);
@@ -26,9 +29,9 @@ const KEYMAPS = {
     [k("ABC", "layout:EN", 1.5), k("😊", "layout:EMOJI"), ",", k("space", "space", 4), ".", k("⏎", "enter", 1.5)],
   ],
   EMOJI: [
-    [..."😀😂🥰😍😊😉😎🤔"],
-    [..."😭😅🙏👍👏🎉❤️🔥"],
-    [..."✨💯🙌😴🤗😢😡👋"],
+    graphemes("😀😂🥰😍😊😉😎🤔"),
+    graphemes("😭😅🙏👍👏🎉❤️🔥"),
+    graphemes("✨💯🙌😴🤗😢😡👋"),
     [k("ABC", "layout:EN", 1.5), k("?123", "layout:SYM", 1.5), k("space", "space", 4), k("⌫", "backspace", 1.5)],
   ],
   NUM: [
@@ -38,11 +41,7 @@ const KEYMAPS = {
     [k("ABC", "layout:EN"), "0", ".", k("⏎", "enter")],
   ],
 };
-// Emoji such as ❤️ are two code points; spread them by grapheme, not by code point.
-const graphemes = (s) => [...new Intl.Segmenter("en", { granularity: "grapheme" }).segment(s)].map((g) => g.segment);
-KEYMAPS.EMOJI = KEYMAPS.EMOJI.map((row) => row.flatMap((key) => (typeof key === "string" ? graphemes(key) : [key])));
 
-const KIND_OF_TASK = { error_correction: "correction", auto_completion: "completion", suggestion: "suggestion" };
 const KIND_LABEL = { correction: "fix", completion: "complete", suggestion: "suggest" };
 
 const $ = (id) => document.getElementById(id);
@@ -54,7 +53,10 @@ const state = {
   inflight: null,    // AbortController of the request in flight
   timer: null,
   lastAnswer: null,
+  answeredText: null, // the field text the shown answer is for
 };
+// For the browser test and for poking around in the console.
+window.keypilot = { state, applyCandidate };
 
 // ---------- text editing ----------
 
@@ -185,9 +187,8 @@ function pressKey(el) {
 function currentItems() {
   const a = state.lastAnswer;
   if (!a) return [];
-  const kind = KIND_OF_TASK[a.task] || "completion";
-  const texts = a.shown ?? [];
-  return [...new Set(texts)].filter((t) => t && t.trim()).map((text) => ({ text, kind }));
+  const kind = a.shown_kind;
+  return [...new Set(a.shown)].filter((t) => t && t.trim()).map((text) => ({ text, kind }));
 }
 
 function acceptItem(item) {
@@ -237,8 +238,9 @@ async function predict(retried = false) {
   const controller = new AbortController();
   state.inflight = controller;
 
+  const text = $("field").value;
   const form = new FormData();
-  form.set("text", $("field").value);
+  form.set("text", text);
   form.set("prev_layout", state.layout);
   const userId = $("user-id").value.trim();
   if (userId) form.set("user_id", userId);
@@ -262,11 +264,12 @@ async function predict(retried = false) {
   }
   showError("");
   state.screen.screenId = body.screen_id;
-  applyAnswer(body, performance.now() - started);
+  applyAnswer(body, text, performance.now() - started);
 }
 
-function applyAnswer(answer, roundTripMs) {
+function applyAnswer(answer, text, roundTripMs) {
   state.lastAnswer = answer;
+  state.answeredText = text;
   const switched = answer.layout !== state.layout;
   if (switched) {
     state.layout = answer.layout;
@@ -339,6 +342,7 @@ function useScreen(blob, { context = "", prevLayout = "EN", expected = null } = 
   state.layout = prevLayout;
   state.shift = false;
   state.lastAnswer = null;
+  state.answeredText = null;
   renderKeyboard();
   renderStrip();
   $("expected-title").hidden = !expected;

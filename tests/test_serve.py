@@ -1,0 +1,277 @@
+"""The HTTP API against a real (untrained, tiny) Predictor: answers, screen_id reuse, every
+kind of bad request answered 4xx with a message, and concurrent requests."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import struct
+import zlib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from keypilot.labels import LAYOUTS, TASKS  # noqa: E402
+from keypilot.serve.app import ServeLimits, create_app  # noqa: E402
+from keypilot.serve.images import ImageLimits  # noqa: E402
+
+RESULT_KEYS = {
+    "task", "task_probs", "corrections", "completions", "suggestion", "layout", "layout_raw",
+    "layout_probs", "expert_probs", "shown", "screen_cached", "timing_ms", "screen_id", "shown_kind",
+}
+
+
+def make_tiny_run(folder: Path) -> tuple[Path, Path]:
+    """A run folder with an untrained tiny model and a tokenizer trained on a tiny generated
+    data set; returns (run, data). Shared by the browser test."""
+    from keypilot.config import load_config
+    from keypilot.data.generate import generate_dataset
+    from keypilot.models.keypilot_model import KeyPilotModel
+    from keypilot.tokenizer import train_tokenizer
+
+    run, data = folder / "run", folder / "data"
+    if (run / "model.safetensors").is_file():
+        return run, data
+    generate_dataset(data, num=24, seed=0, workers=1, progress=False)
+    run.mkdir(parents=True, exist_ok=True)
+    train_tokenizer(data / "train.jsonl", run / "tokenizer.json")
+    KeyPilotModel.from_config(load_config("configs/tiny.yaml")).save_pretrained(run)
+    return run, data
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return make_tiny_run(tmp_path_factory.getbasetemp() / "serve-tiny")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """The server serializes model calls; one intra-op thread avoids oversubscribing a
+    small, busy CI machine (many times faster there) and is restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def client(tiny_run: tuple[Path, Path], one_torch_thread: None) -> Iterator[TestClient]:
+    from keypilot.inference.predictor import Predictor
+
+    run, data = tiny_run
+    with TestClient(create_app(Predictor.from_pretrained(run), samples_dir=data)) as test_client:
+        yield test_client
+
+
+def png_bytes(size: tuple[int, int] = (180, 360), color: tuple[int, int, int] = (200, 220, 240)) -> bytes:
+    out = io.BytesIO()
+    image = Image.new("RGB", size, color)
+    image.paste((30, 90, 200), (0, 0, size[0], size[1] // 8))  # a "title bar"
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares a huge canvas in a few bytes: a decompression-bomb probe."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+SCREEN = png_bytes()
+
+
+def post_form(client: TestClient, image: bytes | None = SCREEN, **fields: str):
+    files = {"image": ("screen.png", image, "image/png")} if image is not None else None
+    return client.post("/v1/predict", data=fields, files=files)
+
+
+def assert_result(answer: dict) -> None:
+    assert set(answer) == RESULT_KEYS
+    assert answer["task"] in TASKS and answer["layout"] in LAYOUTS and answer["layout_raw"] in LAYOUTS
+    assert set(answer["layout_probs"]) == set(LAYOUTS)
+    assert sum(answer["layout_probs"].values()) == pytest.approx(1.0, abs=1e-3)
+    assert all(isinstance(c["text"], str) and 0.0 <= c["prob"] <= 1.0 for c in answer["corrections"] + answer["completions"])
+    assert isinstance(answer["shown"], list)
+    assert answer["shown_kind"] in ("correction", "completion", "suggestion")
+
+
+def assert_refused(response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["code"] == code and isinstance(body["detail"], str) and body["detail"]
+
+
+def test_healthz_docs_and_page(client: TestClient) -> None:
+    health = client.get("/healthz").json()
+    assert health["status"] == "ok" and health["backend"] == "Predictor"
+    spec = client.get("/openapi.json").json()
+    assert set(spec["paths"]["/v1/predict"]["post"]["requestBody"]["content"]) == {"multipart/form-data", "application/json"}
+    assert client.get("/docs").status_code == 200
+    page = client.get("/")
+    assert page.status_code == 200 and 'id="keyboard"' in page.text
+    assert client.get("/static/app.js").status_code == 200
+
+
+def test_predict_multipart_then_screen_id_hits_the_cache(client: TestClient) -> None:
+    first = post_form(client, image=png_bytes(color=(1, 2, 3)), text="See you tomo", prev_layout="EN", user_id="3")
+    assert first.status_code == 200, first.text
+    answer = first.json()
+    assert_result(answer)
+    assert answer["screen_cached"] is False
+    again = post_form(client, image=None, text="See you tomor", prev_layout=answer["layout"], screen_id=answer["screen_id"])
+    assert again.status_code == 200, again.text
+    assert again.json()["screen_cached"] is True
+    assert again.json()["screen_id"] == answer["screen_id"]
+
+
+def test_predict_json_base64_same_screen_as_upload(client: TestClient) -> None:
+    uploaded = post_form(client, text="").json()
+    encoded = base64.b64encode(SCREEN).decode()
+    for image in (encoded, "data:image/png;base64," + encoded):
+        response = client.post("/v1/predict", json={"text": "", "image": image, "prev_layout": "EN", "user_id": None})
+        assert response.status_code == 200, response.text
+        assert_result(response.json())
+        assert response.json()["screen_id"] == uploaded["screen_id"]
+        assert response.json()["screen_cached"] is True
+    by_id = client.post("/v1/predict", json={"text": "ok", "screen_id": uploaded["screen_id"], "user_id": 5})
+    assert by_id.status_code == 200, by_id.text
+
+
+def test_samples_are_listed_and_served(client: TestClient) -> None:
+    samples = client.get("/v1/samples").json()["samples"]
+    assert samples, "the tiny data set should give demo screens"
+    first = samples[0]
+    assert {"id", "image_url", "context", "prev_layout"} <= set(first)
+    image = client.get(first["image_url"])
+    assert image.status_code == 200 and image.headers["content-type"] in ("image/png", "image/jpeg")
+    assert_refused(client.get("/v1/samples/no-such-sample/image"), 404, "unknown_sample")
+
+
+def _truncated_png() -> bytes:
+    data = png_bytes(size=(300, 600), color=(12, 200, 90))
+    return data[: len(data) // 2]
+
+
+def _gif() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 128)).save(out, format="GIF")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "code"),
+    [
+        ({"image": b"definitely not an image"}, 400, "bad_image"),
+        ({"image": b""}, 400, "bad_image"),
+        ({"image": _truncated_png()}, 400, "bad_image"),
+        ({"image": _gif()}, 400, "bad_image"),
+        ({"image": png_header_only(100_000, 100_000)}, 413, "bad_image"),
+        ({"image": png_header_only(6000, 5000)}, 413, "bad_image"),
+        ({"image": png_bytes(size=(8, 8))}, 400, "bad_image"),
+        ({"image": png_bytes(size=(20, 400))}, 400, "bad_image"),
+        ({"prev_layout": "QWERTY"}, 422, "bad_layout"),
+        ({"user_id": "-1"}, 422, "bad_field"),
+        ({"user_id": "abc"}, 422, "bad_field"),
+        ({"user_id": str(2**40)}, 422, "bad_field"),
+        ({"text": "x" * 2001}, 413, "text_too_long"),
+        ({"text": None}, 422, "missing_field"),
+        ({"image": None}, 422, "missing_field"),
+        ({"image": None, "screen_id": "../../etc/passwd"}, 422, "bad_field"),
+        ({"image": None, "screen_id": "0" * 32}, 404, "unknown_screen_id"),
+        ({"colour": "blue"}, 422, "bad_field"),
+    ],
+    ids=[
+        "not-an-image", "empty-image", "truncated", "gif", "bomb-10-gigapixel", "30-megapixel", "too-small",
+        "aspect-20", "unknown-layout", "negative-user", "text-user", "huge-user", "text-too-long", "no-text",
+        "no-image-no-screen-id", "bad-screen-id", "unknown-screen-id", "unknown-field",
+    ],
+)
+def test_bad_form_requests_are_4xx(client: TestClient, kwargs: dict, status: int, code: str) -> None:
+    fields = {"text": "hello", "prev_layout": "EN"}
+    image = kwargs.pop("image", SCREEN)
+    fields.update(kwargs)
+    fields = {key: value for key, value in fields.items() if value is not None}
+    assert_refused(post_form(client, image=image, **fields), status, code)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (b"{not json", 400, "bad_json"),
+        (b"[1, 2]", 400, "bad_json"),
+        (b"\xff\xfe", 400, "bad_json"),
+        (json.dumps({"text": "hi", "image": "!!not base64!!"}).encode(), 400, "bad_base64"),
+        (json.dumps({"text": "hi", "image": 42}).encode(), 422, "bad_field"),
+        (json.dumps({"text": "hi", "image": base64.b64encode(SCREEN).decode(), "user_id": -1}).encode(), 422, "bad_field"),
+        (json.dumps({"text": "hi", "image": base64.b64encode(SCREEN).decode(), "user_id": "7"}).encode(), 422, "bad_field"),
+        (json.dumps({"text": "hi", "image": base64.b64encode(SCREEN).decode(), "user_id": True}).encode(), 422, "bad_field"),
+        (json.dumps({"text": 5, "image": base64.b64encode(SCREEN).decode()}).encode(), 422, "bad_field"),
+        (json.dumps({"image": base64.b64encode(SCREEN).decode()}).encode(), 422, "missing_field"),
+        (b'{"text": "\\ud800", "screen_id": "00000000000000000000000000000000"}', 422, "bad_field"),
+        (json.dumps({"text": "hi", "image": base64.b64encode(b"GIF89a junk").decode()}).encode(), 400, "bad_image"),
+    ],
+    ids=[
+        "broken-json", "json-array", "not-utf8", "bad-base64", "image-not-string", "negative-user",
+        "string-user", "bool-user", "text-not-string", "no-text", "lone-surrogate", "base64-junk-image",
+    ],
+)
+def test_bad_json_requests_are_4xx(client: TestClient, body: bytes, status: int, code: str) -> None:
+    response = client.post("/v1/predict", content=body, headers={"content-type": "application/json"})
+    assert_refused(response, status, code)
+
+
+def test_wrong_content_type_is_415(client: TestClient) -> None:
+    response = client.post("/v1/predict", content=b"text=hi", headers={"content-type": "text/plain"})
+    assert_refused(response, 415, "unsupported_media_type")
+
+
+def test_oversized_bodies_are_413(client: TestClient) -> None:
+    big = b"\0" * (13 * 1024 * 1024)
+    assert_refused(post_form(client, image=big, text="hi"), 413, "body_too_large")
+    # Under the body limit but over the image limit.
+    assert_refused(post_form(client, image=b"\x89PNG" + b"\0" * (9 * 1024 * 1024), text="hi"), 413, "bad_image")
+
+
+def test_limits_are_configurable(tiny_run: tuple[Path, Path]) -> None:
+    class Never:
+        def predict(self, *args, **kwargs):
+            raise AssertionError("a refused request must not reach the model")
+
+    limits = ServeLimits(image=ImageLimits(max_bytes=2_000, max_pixels=10_000), max_body_bytes=5_000, max_text_chars=10)
+    with TestClient(create_app(Never(), limits=limits)) as small:
+        assert_refused(post_form(small, image=b"\0" * 6_000, text="hi"), 413, "body_too_large")
+        assert_refused(post_form(small, image=png_bytes(size=(100, 200)), text="hi"), 413, "bad_image")
+        assert_refused(post_form(small, text="eleven char"), 413, "text_too_long")
+
+
+def test_concurrent_requests_match_sequential_answers(client: TestClient) -> None:
+    texts = ["", "hel", "hello ", "我们明天jian", "ok 👍", "call 555"]
+    screens = [png_bytes(color=(10 * i, 80, 160)) for i in range(3)]
+
+    def ask(job: tuple[int, str]) -> dict:
+        screen, text = job
+        response = post_form(client, image=screens[screen], text=text, prev_layout="EN")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    jobs = [(i % len(screens), text) for i, text in enumerate(texts)]
+    sequential = [ask(job) for job in jobs]
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        concurrent = list(pool.map(ask, jobs))
+
+    def stable(answer: dict) -> dict:
+        return {key: value for key, value in answer.items() if key not in ("timing_ms", "screen_cached")}
+
+    assert [stable(a) for a in concurrent] == [stable(a) for a in sequential]
