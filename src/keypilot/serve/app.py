@@ -335,11 +335,13 @@ def serve(
     backend: str = "torch",
     samples_dir: Path | None = None,
     access_log: bool = True,
+    threads: int | None = None,
 ) -> int:
     """Load the run's predictor and serve until interrupted (``keypilot serve``).
 
     Without ``samples_dir`` the page offers the screens of ``RUN-data`` beside the run when
-    that folder exists (where ``keypilot demo`` puts its data set).
+    that folder exists (where ``keypilot demo`` puts its data set). ``threads``: intra-op
+    threads of the model (model calls are serialized, so more threads only help one call).
     """
     import uvicorn
 
@@ -350,10 +352,14 @@ def serve(
         export_dir = run if (run / MANIFEST_FILE).is_file() else run / "export"
         if not (export_dir / MANIFEST_FILE).is_file():
             raise SystemExit(f"no ONNX export at {run} or {run / 'export'}: export the run first")
-        predictor: Predictor = OnnxPredictor.from_pretrained(export_dir)
+        predictor: Predictor = OnnxPredictor.from_pretrained(export_dir, threads=threads or 1)
     else:
+        import torch
+
         from keypilot.inference.predictor import Predictor as TorchPredictor
 
+        if threads:
+            torch.set_num_threads(threads)
         predictor = TorchPredictor.from_pretrained(run)
     if samples_dir is None:
         # `keypilot demo` writes its data set beside the run as RUN-data.

@@ -156,7 +156,14 @@ def _wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float
     raise RuntimeError(f"the server did not answer {url}/healthz within {timeout:.0f} s")
 
 
-def bench_serve(run: Path | None, clients: int = 16, seconds: float = 10.0, url: str | None = None, backend: str = "torch") -> dict[str, float]:
+def bench_serve(
+    run: Path | None,
+    clients: int = 16,
+    seconds: float = 10.0,
+    url: str | None = None,
+    backend: str = "torch",
+    threads: int | None = None,
+) -> dict[str, float]:
     """Start ``keypilot serve --run RUN`` on a free loopback port (or use ``url``) and load it."""
     if url is not None:
         return run_load(url.rstrip("/"), clients, seconds)
@@ -165,6 +172,8 @@ def bench_serve(run: Path | None, clients: int = 16, seconds: float = 10.0, url:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "keypilot", "serve", "--run", str(run), "--port", str(port), "--backend", backend, "--no-access-log"]
+    if threads:
+        command += ["--threads", str(threads)]
     # The server's log goes to a file: an unread pipe would fill up and stall the server.
     with tempfile.NamedTemporaryFile("w+b", suffix=".log") as log, subprocess.Popen(command, stdout=log, stderr=log) as process:
         try:
