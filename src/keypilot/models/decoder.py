@@ -34,18 +34,20 @@ class Decoder(nn.Module):
         self.max_target_tokens = max_target_tokens
         nn.init.normal_(self.token_emb.weight, std=0.02)
 
-    def _logits(self, h_t: Tensor, e_task: Tensor, e_layout: Tensor, expert_probs: Tensor, tokens: Tensor) -> Tensor:
-        """Previous tokens ``B x k`` (k >= 0) -> logits ``B x (k + 1) x V`` at positions 2 .. 2 + k."""
+    def _logits(self, h_t: Tensor, e_task: Tensor, e_layout: Tensor, expert_probs: Tensor, tokens: Tensor, last_only: bool = False) -> Tensor:
+        """Previous tokens ``B x k`` (k >= 0) -> logits ``B x (k + 1) x V`` at positions 2 .. 2 + k
+        (``B x 1 x V``, the last position only, with ``last_only``: the head is most of the cost)."""
         x = torch.cat([h_t[:, None], e_task[:, None], e_layout[:, None], self.token_emb(tokens)], dim=1)
         x = x + self.pos_emb[: x.shape[1]]
-        z = self.norm(self.moe(x, expert_probs)[:, PREFIX - 1 :])
+        z = self.moe(x, expert_probs)
+        z = self.norm(z[:, -1:] if last_only else z[:, PREFIX - 1 :])
         return z @ self.token_emb.weight.T + self.head_bias
 
     def forward(self, h_t: Tensor, e_task: Tensor, e_layout: Tensor, expert_probs: Tensor, target_tokens: Tensor | None = None) -> Tensor:
         """Without targets: first-token logits ``B x V``. With ``target_tokens`` ``B x T`` (-100 padding):
         teacher-forced logits ``B x T x V`` where row k predicts target k."""
         if target_tokens is None:
-            return self._logits(h_t, e_task, e_layout, expert_probs, h_t.new_zeros(h_t.shape[0], 0, dtype=torch.long))[:, 0]
+            return self.decode_step(h_t, e_task, e_layout, expert_probs, h_t.new_zeros(h_t.shape[0], 0, dtype=torch.long))
         if target_tokens.shape[1] > self.max_target_tokens:
             raise ValueError(f"{target_tokens.shape[1]} target tokens > max_target_tokens={self.max_target_tokens}")
         previous = target_tokens[:, :-1].clamp(min=0)  # -100 padding -> pad id 0; those rows are not scored
@@ -53,7 +55,7 @@ class Decoder(nn.Module):
 
     def decode_step(self, h_t: Tensor, e_task: Tensor, e_layout: Tensor, expert_probs: Tensor, prev_tokens: Tensor) -> Tensor:
         """Previous tokens ``B x k`` -> logits of the next token ``B x V``."""
-        return self._logits(h_t, e_task, e_layout, expert_probs, prev_tokens)[:, -1]
+        return self._logits(h_t, e_task, e_layout, expert_probs, prev_tokens, last_only=True)[:, 0]
 
     @torch.no_grad()
     def beam_search(
