@@ -27,15 +27,14 @@ def letterbox(image: Image.Image, height: int, width: int) -> tuple[np.ndarray, 
     original pixels and the ``(pad_x, pad_y)`` offset of the resized image: a point ``(x, y)``
     of the original lands at ``(x * scale + pad_x, y * scale + pad_y)``.
     """
+    # No JPEG draft (reduced-scale) decoding: it would be faster but would make training
+    # pixels differ from the predictor's, which letterboxes already-decoded images.
+    image = image.convert("RGB")
     src_w, src_h = image.size
     scale = min(height / src_h, width / src_w)
     new_w = max(1, min(width, round(src_w * scale)))
     new_h = max(1, min(height, round(src_h * scale)))
-    # A not-yet-decoded JPEG can be decoded at 1/2..1/8 scale (still >= the target size):
-    # much faster. A no-op for other formats and for loaded images.
-    image.draft("RGB", (new_w, new_h))
-    image = image.convert("RGB")
-    if image.size != (new_w, new_h):
+    if (new_w, new_h) != (src_w, src_h):
         # reducing_gap: shrink by an integer factor first (fast), then filter the rest.
         image = image.resize((new_w, new_h), Image.Resampling.BILINEAR, reducing_gap=2.0)
     pad_x, pad_y = (width - new_w) // 2, (height - new_h) // 2
