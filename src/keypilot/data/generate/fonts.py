@@ -50,9 +50,15 @@ def get_font(name: str, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(font_paths()[name]), max(4, int(size)))
 
 
+# OpenMoji glyphs carry wide margins; drawn this much larger they match the text's cap height.
+EMOJI_SCALE = 1.3
+
+
 def _run_font(script: str, size: int, family: str, bold: bool) -> ImageFont.FreeTypeFont:
     if script == "emoji":
-        return get_font("emoji", size)
+        return get_font("emoji", round(size * EMOJI_SCALE))
+    if script == "symbol":  # arrows, bullets, UI glyphs: only DejaVu has them all
+        return get_font("dejavu", size)
     if script == "cjk" or family == "noto":
         return get_font("noto", size)
     if family == "mono":
@@ -60,35 +66,41 @@ def _run_font(script: str, size: int, family: str, bold: bool) -> ImageFont.Free
     return get_font("dejavu_bold" if bold else "dejavu", size)
 
 
-def _script(ch: str) -> str:
+def script_of(ch: str) -> str:
+    """latin, cjk, emoji or symbol: which font draws ``ch``."""
     if is_emoji(ch):
         return "emoji"
     if is_cjk(ch):
         return "cjk"
+    if ord(ch) >= 0x2010 and not ch.isalnum():
+        return "symbol"
     return "latin"
 
 
-def split_runs(text: str) -> list[tuple[str, str]]:
-    """Split ``text`` into (script, run) pieces, script in latin/cjk/emoji.
+@lru_cache(maxsize=65536)
+def split_runs(text: str) -> tuple[tuple[str, str], ...]:
+    """Split ``text`` into (script, run) pieces, script in latin/cjk/emoji/symbol.
 
     Joiners, variation selectors and skin-tone modifiers stay with the emoji they modify,
     so a ZWJ family or a flag is one run that the emoji font shapes into one glyph.
     """
     runs: list[tuple[str, str]] = []
     for ch in text:
-        script = _script(ch)
+        script = script_of(ch)
         if runs and (script == runs[-1][0] or (ch in "\u200d\ufe0f" and runs[-1][0] == "emoji")):
             runs[-1] = (runs[-1][0], runs[-1][1] + ch)
         else:
             runs.append((script, ch))
-    return runs
+    return tuple(runs)
 
 
+@lru_cache(maxsize=256)
 def line_height(size: int) -> int:
     ascent, descent = get_font("dejavu", size).getmetrics()
     return ascent + descent
 
 
+@lru_cache(maxsize=65536)
 def text_width(text: str, size: int, family: str = "dejavu", bold: bool = False) -> float:
     """Advance width in pixels of a single line drawn with :func:`draw_text`."""
     return sum(_run_font(s, size, family, bold).getlength(run) for s, run in split_runs(text))
@@ -112,7 +124,7 @@ def draw_text(
     for script, run in split_runs(text):
         font = _run_font(script, size, family, bold)
         if script == "emoji":
-            draw.text((x, baseline + size * 0.12), run, font=font, anchor="ls", embedded_color=True)
+            draw.text((x, baseline + size * 0.2), run, font=font, anchor="ls", embedded_color=True)
         else:
             draw.text((x, baseline), run, font=font, fill=fill, anchor="ls")
         x += font.getlength(run)
@@ -123,7 +135,7 @@ def break_units(text: str) -> list[str]:
     """Break opportunities: Latin words keep their trailing space; CJK and emoji break anywhere."""
     units: list[str] = []
     for script, run in split_runs(text):
-        if script == "latin":
+        if script in ("latin", "symbol"):
             word = ""
             for ch in run:
                 word += ch

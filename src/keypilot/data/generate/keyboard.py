@@ -154,7 +154,7 @@ def candidate_bar(d: ImageDraw.ImageDraw, box: tuple[int, int, int, int], buffer
     y = y0 + (h * 0.48 if buffer else (h - fs * 1.2) / 2)
     x = x0 + 10
     if not candidates:
-        for icon in ("☺", "✎", "⚙", "🎤"):
+        for icon in ("😊", "🖼", "⚙", "🎤"):
             draw_text(d, (x, y0 + (h - fs * 1.2) / 2), icon, fs, ink, look.family)
             x += (x1 - x0) / 4.5
         return

@@ -120,7 +120,7 @@ def email(rng: random.Random, corpus: Corpus, user: User) -> Scenario:
     subject = fk.catch_phrase() if not zh and rng.random() < 0.5 else rng.choice(("Re: 会议安排", "工作报告", "Re: 合同")) if zh else rng.choice(("Re: meeting", "Quick question", "Follow up", "Report"))
     fields = [Field("to", "收件人" if zh else "To", to), Field("subject", "主题" if zh else "Subject", subject)]
     screen = Screen(app="email", ui_lang="zh" if zh else "en", title="写邮件" if zh else rng.choice(("New Message", "Compose", "Reply")), fields=fields, focus=-1,
-                    placeholder="", blocks=[] if rng.random() < 0.5 else [("—— 原邮件 ——" if zh else f"On Mon, {to} wrote:"), fk.paragraph(nb_sentences=2) if not zh else "请在周五前把资料发给我。"])
+                    placeholder="", blocks=[] if rng.random() < 0.5 else [("—— 原邮件 ——" if zh else f"On Mon, {to} wrote:"), " ".join(rng.sample(P.EN_EMAIL_BODIES, 2)) if not zh else "请在周五前把资料发给我。"])
     return screen, moments, rng.choice(("EN", "ZH" if zh else "EN"))
 
 

@@ -175,7 +175,7 @@ def render(sc: Screen, st: Style, context: str, keyboard: str | None, candidates
         input_box(d, st, focus, context, sc.placeholder, True, buffer=buffer, pill=True)
         sx = st.width - 8 - send
         d.ellipse((sx, comp_top + (comp_h - send) / 2, sx + send, comp_top + (comp_h + send) / 2), fill=st.accent)
-        draw_text(d, (sx + send * 0.3, comp_top + comp_h / 2 - send * 0.38), "➤" if context else "🎤", int(send * 0.45), on_accent(st.accent), "dejavu")
+        draw_text(d, (sx + send * 0.3, comp_top + comp_h / 2 - send * 0.38), "↑" if context else "…", int(send * 0.45), on_accent(st.accent), "dejavu")
     else:
         canvas, focus, info = _page(st, sc, context, buffer, rng, kb_top - top)
         visible = kb_top - top

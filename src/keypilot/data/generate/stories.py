@@ -25,7 +25,7 @@ def token_spans(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     pos = 0
     for script, run in split_runs(text):
-        if script == "latin":
+        if script in ("latin", "symbol"):
             spans += [(pos + m.start(), pos + m.end()) for m in _LATIN_TOKEN.finditer(run)]
         elif script == "cjk":
             start = pos
