@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -26,23 +25,14 @@ uvicorn = pytest.importorskip("uvicorn")
 from test_serve import make_tiny_run, one_torch_thread  # noqa: E402,F401 (a fixture)
 
 from keypilot.serve.app import create_app  # noqa: E402
+from keypilot.serve.loadtest import free_port  # noqa: E402
+from keypilot.serve.screenshots import CHROMIUM_ARGS  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
-# Without the background-networking flags Chromium keeps calling home on a closed network.
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 KEY_LABELS = {  # one key every drawing of that layout has
     "EN": "q", "ZH": "q", "SYM": "@", "EMOJI": "😂", "NUM": "5",
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +40,7 @@ def server_url(tmp_path_factory: pytest.TempPathFactory, one_torch_thread: None)
     from keypilot.inference.predictor import Predictor
 
     run, data = make_tiny_run(tmp_path_factory.getbasetemp() / "serve-tiny")
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(create_app(Predictor.from_pretrained(run), samples_dir=data), host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -170,6 +160,7 @@ def test_layout_follows_the_api(page: sync_api.Page) -> None:
             assert sent[-1] == previous, "prev_layout must be the layout shown when the key was typed"
             assert page.locator(f".key[data-key='{KEY_LABELS[layout]}']").count() == 1
             assert page.inner_html("#keyboard") != keys_before
+            assert page.inner_text("#switch-note") == f"keyboard switched {previous} → {layout}"
             previous = layout
     finally:
         page.unroute("**/v1/predict")

@@ -133,7 +133,7 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[index]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     import socket
 
     with socket.socket() as sock:
@@ -169,7 +169,7 @@ def bench_serve(
         return run_load(url.rstrip("/"), clients, seconds)
     if run is None:
         raise ValueError("give --run (a server is started) or --url (a running server on loopback)")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "keypilot", "serve", "--run", str(run), "--port", str(port), "--backend", backend, "--no-access-log"]
     if threads:

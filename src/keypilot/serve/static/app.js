@@ -270,8 +270,8 @@ async function predict(retried = false) {
 function applyAnswer(answer, text, roundTripMs) {
   state.lastAnswer = answer;
   state.answeredText = text;
-  const switched = answer.layout !== state.layout;
-  if (switched) {
+  const shownBefore = state.layout;
+  if (answer.layout !== shownBefore) {
     state.layout = answer.layout;
     state.shift = false;
     renderKeyboard();
@@ -281,10 +281,10 @@ function applyAnswer(answer, text, roundTripMs) {
   }
   renderStrip();
   renderComposing();
-  renderMeta(answer, roundTripMs);
+  renderMeta(answer, shownBefore, roundTripMs);
 }
 
-function renderMeta(answer, roundTripMs) {
+function renderMeta(answer, shownBefore, roundTripMs) {
   const probs = $("layout-probs");
   probs.replaceChildren(...LAYOUTS.map((name) => {
     const p = answer.layout_probs?.[name] ?? 0;
@@ -297,6 +297,9 @@ function renderMeta(answer, roundTripMs) {
   const t = answer.timing_ms || {};
   $("timing").textContent = `model ${fmt(t.total)} ms (screen ${fmt(t.screen)}, keystroke ${fmt(t.keystroke)})`
     + ` · round trip ${fmt(roundTripMs)} ms${answer.screen_cached ? " · screen cached" : ""}`;
+  const note = $("switch-note");
+  note.hidden = answer.layout === shownBefore;
+  note.textContent = `keyboard switched ${shownBefore} → ${answer.layout}`;
 
   const rows = [
     ["task", answer.task],

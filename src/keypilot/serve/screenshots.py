@@ -1,0 +1,120 @@
+"""Screenshots of the page for docs/serving.md, taken in Debian's Chromium.
+
+``python -m keypilot.serve.screenshots --run runs/demo --data runs/demo-data --out docs/img``
+serves the run on a free loopback port, finds through the API a sample screen for each
+state (a correction in the strip, a completion, a suggestion on an empty field, a layout
+switch), then opens that sample in the page and saves a PNG per state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from keypilot.serve.loadtest import free_port
+
+CHROMIUM = "/usr/bin/chromium"
+# Without the background-networking flags Chromium keeps calling home on a closed network.
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+Check = Callable[[dict, dict], bool]
+STATES: dict[str, Check] = {
+    "correction": lambda sample, answer: answer["shown_kind"] == "correction" and bool(answer["shown"]),
+    "completion": lambda sample, answer: answer["shown_kind"] == "completion" and bool(answer["shown"]) and bool(sample["context"]),
+    "suggestion": lambda sample, answer: answer["shown_kind"] == "suggestion" and bool(answer["shown"]),
+    "layout-switch": lambda sample, answer: answer["layout"] != sample["prev_layout"],
+}
+# Which sample labels to try first for each state; any sample is tried after them.
+PREFERRED_TASK = {"correction": "error_correction", "completion": "auto_completion", "suggestion": "suggestion"}
+
+
+@contextmanager
+def serving(run: Path, data: Path) -> Iterator[str]:
+    import uvicorn
+
+    from keypilot.inference.predictor import Predictor
+    from keypilot.serve.app import create_app
+
+    port = free_port()
+    app = create_app(Predictor.from_pretrained(run), samples_dir=data)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("the server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def find_samples(url: str) -> dict[str, str]:
+    """State -> id of the first sample whose answer (on its own context) shows that state."""
+    samples = httpx.get(f"{url}/v1/samples").json()["samples"]
+    found: dict[str, str] = {}
+    with httpx.Client(base_url=url, timeout=60) as http:
+        for state, check in STATES.items():
+            preferred = [s for s in samples if s["task"] == PREFERRED_TASK.get(state) or s["layout"] != s["prev_layout"]]
+            for sample in preferred + samples:
+                image = http.get(sample["image_url"]).content
+                answer = http.post("/v1/predict", data={"text": sample["context"], "prev_layout": sample["prev_layout"]},
+                                   files={"image": ("screen", image)}).json()
+                if check(sample, answer):
+                    found[state] = sample["id"]
+                    break
+    return found
+
+
+def take(url: str, found: dict[str, str], out: Path) -> list[Path]:
+    from playwright.sync_api import sync_playwright
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
+        page.goto(url)
+        page.wait_for_selector(".sample")
+        for state, sample_id in found.items():
+            page.click(f".sample[data-id='{sample_id}']")
+            page.wait_for_function(
+                "() => keypilot.state.answeredText === document.getElementById('field').value", timeout=60_000
+            )
+            page.wait_for_timeout(300)  # the layout-switch animation
+            path = out / f"serve-{state}.png"
+            page.screenshot(path=str(path))
+            written.append(path)
+        browser.close()
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True, help="data set folder (the page's sample screens)")
+    parser.add_argument("--out", type=Path, default=Path("docs/img"))
+    args = parser.parse_args(argv)
+    with serving(args.run, args.data) as url:
+        found = find_samples(url)
+        missing = sorted(set(STATES) - set(found))
+        if missing:
+            print(f"no sample shows: {', '.join(missing)}", file=sys.stderr)
+        for path in take(url, found, args.out):
+            print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
