@@ -11,6 +11,7 @@ import torch
 from keypilot.config import load_config
 from keypilot.labels import EXPERTS, LAYOUTS, ROI_KEYS, TASKS
 from keypilot.models.keypilot_model import KeyPilotModel
+from keypilot.models.moe import expert_weights
 from keypilot.models.personality import Personality
 from keypilot.models.sam_lite import boxes_from_masks, crop_and_letterbox, rasterize_boxes, roi_mask_loss
 
@@ -122,8 +123,6 @@ def test_gradients_reach_every_component() -> None:
     loss = sum(v.sum() for k, v in out.items() if v.is_floating_point() and k != "roi_mask_logits")
     loss.backward()
     # experts follow the top-1/top-2 rule in training too: exactly the selected ones learn
-    from keypilot.models.moe import expert_weights
-
     selected = expert_weights(out["expert_probs"].detach(), model.decoder.moe.top1_threshold).ne(0).any(0)
     for name, params in _groups(model).items():
         has_grad = all(p.grad is not None and p.grad.abs().sum() > 0 for p in params)

@@ -8,6 +8,8 @@ the map as 2 x 2 patches ("unfold", attention across patches for each position i
 Deviations from MobileViT-XXS, both for CPU cost at 512 x 256 (see method.md's budget):
 - the MobileViT blocks use a depthwise 3 x 3 + pointwise local representation and a 1 x 1
   fusion convolution (MobileViTv3-style) instead of full 3 x 3 convolutions;
+- no inverted residual at the stem's 1/2 resolution (the stem is one strided 3 x 3 conv):
+  at 256 x 128 that block alone cost more than the whole stride-16 stage;
 - ``stage_channels[4]`` is the width of the stride-32 stage itself (its MobileViT block
   runs at that width) rather than a final 1 x 1 expansion.
 Fixed MobileViT ratios (not config): inverted-residual expansion 2 (XXS), 4 attention heads

@@ -3,6 +3,18 @@
 The model only composes the parts handed to it; ``from_config`` is the one builder that
 turns a config into parts. ``KeyPilotLoss`` is re-exported here, the module path the seed
 document gives it.
+
+Deviations from method.md (details in each part's docstring):
+- backbone.py: MobileViTv3-style blocks (depthwise local conv, 1 x 1 fusion), no inverted
+  residual at the stem's 1/2 resolution, stage_channels[4] is the stride-32 stage width;
+  F is an FPN sum of 1 x 1 projections.
+- sam_lite.py: crops teacher-forced from ground-truth boxes in training; a mask-pooled
+  path and a box mask loss (absent ROIs supervised as empty) make the masks learn;
+  absent ROI -> box 0,0,0,0 and a black crop.
+- routers.py: the layout is read at the last position of [<LAY>, prev layout, h_t].
+- moe.py: the layout hint is a 5 x 5 matrix over the layout weights; active experts are
+  weighted by raw g in training and inference alike.
+- fusion.py: the tanh gates start closed (Flamingo).
 """
 
 from __future__ import annotations
