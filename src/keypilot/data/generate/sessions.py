@@ -23,7 +23,7 @@ ScenarioFn = Callable[[random.Random, Corpus, User], scen_chat.Scenario]
 SCENARIOS: dict[str, tuple[ScenarioFn, tuple[float, float, float]]] = {
     "chat-en": (scen_chat.chat_en, (30, 0, 16)),
     "chat-zh": (scen_chat.chat_zh, (0, 34, 20)),
-    "reactions": (scen_chat.chat_reactions, (10, 9, 10)),
+    "reactions": (scen_chat.chat_reactions, (13, 12, 13)),
     "otp": (scen_apps.otp, (10, 10, 10)),
     "payment": (scen_apps.payment, (7, 7, 7)),
     "signup": (scen_apps.signup, (10, 8, 9)),
@@ -34,9 +34,9 @@ SCENARIOS: dict[str, tuple[ScenarioFn, tuple[float, float, float]]] = {
 }
 SPLITS: tuple[str, ...] = ("train",) * 8 + ("val", "test")
 # Rarer labels are favoured when choosing which keystrokes of a session become samples.
-TASK_WEIGHT = {"error_correction": 2.2, "auto_completion": 1.0, "suggestion": 8.0}
+TASK_WEIGHT = {"error_correction": 3.0, "auto_completion": 1.0, "suggestion": 8.0}
 # ...and rarer layouts too (a keep-probability per moment, then a choice weight).
-LAYOUT_PICK = {"EN": 1.0, "ZH": 1.0, "SYM": 4.0, "EMOJI": 3.0, "NUM": 1.2}
+LAYOUT_PICK = {"EN": 1.0, "ZH": 1.0, "SYM": 6.0, "EMOJI": 4.0, "NUM": 1.2}
 LAYOUT_WEIGHT = {"EN": 0.5, "ZH": 0.8, "SYM": 1.0, "EMOJI": 1.0, "NUM": 1.0}
 
 
