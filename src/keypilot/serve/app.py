@@ -144,6 +144,12 @@ def create_app(predictor: Predictor, samples_dir: Path | None = None, limits: Se
     # One model call at a time: the predictor's screen cache and torch modules are shared
     # state, and on a small CPU box parallel calls only fight over the same cores.
     predict_lock = threading.Lock()
+    # A 25-megapixel upload decodes to 75 MB: bound how many are decoded at once.
+    decode_slots = threading.BoundedSemaphore(2)
+
+    def decode(data: bytes) -> Image.Image:
+        with decode_slots:
+            return _decode(data, limits.image)
 
     app = FastAPI(
         title="KeyPilot",
@@ -171,7 +177,7 @@ def create_app(predictor: Predictor, samples_dir: Path | None = None, limits: Se
             screen_id = screen_id_of(keystroke.image_bytes)
             image = store.get(screen_id)
             if image is None:
-                image = await run_in_threadpool(_decode, keystroke.image_bytes, limits.image)
+                image = await run_in_threadpool(decode, keystroke.image_bytes)
                 image = store.put(screen_id, image)
         else:
             screen_id = keystroke.screen_id
