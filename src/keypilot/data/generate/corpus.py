@@ -28,7 +28,7 @@ from pypinyin.constants import PHRASES_DICT, PINYIN_DICT
 from wordfreq import top_n_list
 
 from keypilot.data.generate.fonts import font_paths, script_of
-from keypilot.data.generate.phrases import ZH_FILLERS, ZH_TEMPLATES
+from keypilot.data.generate.phrases import ZH_FILLERS
 
 _WORD = re.compile(r"^[a-z]+$")
 _EN_STOP = {"face", "with", "of", "the", "and", "button", "symbol", "sign", "mark", "a", "in", "on", "person", "man", "woman"}
@@ -217,4 +217,4 @@ def segment_zh(text: str) -> list[str]:
     return [w for w in jieba.lcut(text) if w]
 
 
-__all__ = ["REACTIONS", "ZH_TEMPLATES", "Corpus", "load_corpus", "segment_zh"]
+__all__ = ["REACTIONS", "Corpus", "fast_pinyin", "load_corpus", "segment_zh"]
