@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from keypilot.evaluation.baselines import (KeepLayoutBaseline, NgramBaseline, SymSpellBaseline, TextRuleBaseline,
-                                           split_context)
+                                           completion_base, correction_base, split_context)
 
 
 def rec(task: str, context: str, target: str, prev: str = "EN") -> SimpleNamespace:
@@ -17,6 +17,14 @@ def test_split_context() -> None:
     assert split_context("See you ") == ("See you ", "")
     assert split_context("我们明天jian") == ("我们明天", "jian")
     assert split_context("") == ("", "")
+
+
+def test_replacement_spans() -> None:
+    assert correction_base("Thanks so amuch", "much") == "Thanks so "
+    assert correction_base("这家火锅真的狠", "很") == "这家火锅真的"  # same length as the correction
+    assert completion_base("Finally tri", "tried") == "Finally "
+    assert completion_base("zhej", "这家") == ""  # a pinyin buffer at the start of the field
+    assert completion_base("Lee700", "?") == "Lee700"  # a next symbol is appended
 
 
 def test_symspell_corrects_teh() -> None:
@@ -38,6 +46,7 @@ def test_ngram_completes_seen_prefix_and_pinyin() -> None:
     assert ngram.complete("See you tomo")[0] == "tomorrow"
     assert set(ngram.complete("see you ")[:2]) == {"soon", "tomorrow"}
     assert ngram.complete("我们明天ji")[0] == "见面"
+    assert ngram.complete("jianm")[0] == "见面"  # pinyin at the start of the field
     assert ngram.predict(rec("suggestion", "", "?")).suggestion == "Sounds good!"
 
 

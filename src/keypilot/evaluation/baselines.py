@@ -99,12 +99,13 @@ def _pinyin_of(word: str) -> str:
     return "".join(lazy_pinyin(word))
 
 
-def _matches_prefix(candidate: str, partial: str, pinyin: bool) -> bool:
-    if not partial:
+def _matches_prefix(candidate: str, partial: str) -> bool:
+    """Does ``candidate`` complete the word being typed (its Latin prefix, or for a Chinese
+    candidate the pinyin the user has started)?"""
+    if not partial or candidate.lower().startswith(partial.lower()):
         return True
-    if pinyin:
-        return lang_of(candidate) == "ZH" and _pinyin_of(candidate).startswith(partial.replace("'", ""))
-    return candidate.lower().startswith(partial.lower())
+    return partial.isascii() and partial.isalpha() and lang_of(candidate) == "ZH" and \
+        _pinyin_of(candidate).startswith(partial.lower())
 
 
 @functools.lru_cache(maxsize=1)
@@ -120,12 +121,31 @@ def _symspell() -> Any:
 
 
 def last_word(context: str) -> tuple[str, str]:
-    """(text before the last word, last word) — the word a correction replaces."""
+    """(text before the last word, last word): the white-space separated word at the end."""
     stripped = context.rstrip()
     match = re.search(r"\S+$", stripped)
     if not match:
         return context, ""
     return stripped[: match.start()], match.group()
+
+
+def correction_base(context: str, correction: str) -> str:
+    """The text a correction is appended to: the context without its wrong last word.
+
+    Chinese is not separated by spaces, so after Chinese text the wrong span is taken to be as
+    long as the correction (a homophone typo keeps the length: 小新 -> 小心).
+    """
+    stripped = context.rstrip()
+    if stripped and is_cjk(stripped[-1]) and lang_of(correction) == "ZH":
+        return stripped[: max(0, len(stripped) - len(correction))]
+    return last_word(context)[0]
+
+
+def completion_base(context: str, completion: str) -> str:
+    """The text a completion is appended to: without the word being typed when the completion
+    finishes it (Latin prefix or pinyin buffer), else the whole context (a next word/symbol)."""
+    committed, partial = split_context(context)
+    return committed if partial and _matches_prefix(completion, partial) else context
 
 
 class SymSpellBaseline:
@@ -196,16 +216,25 @@ class NgramBaseline:
                 self.suggestions["*"][record.target] += 1
                 self._add_sequence(history_tokens(record.target))
                 continue
-            committed, _ = (last_word(record.context) if record.task == "error_correction"
-                            else split_context(record.context))
             target = record.target.strip()
+            committed = (correction_base(record.context, target) if record.task == "error_correction"
+                         else completion_base(record.context, target))
             item = target if lang_of(target) == "ZH" or " " not in target else target.split()[0]
             self._add_sequence(history_tokens(committed) + [item.lower() if _LATIN_WORD.fullmatch(item) else item])
 
     def complete(self, context: str, k: int = NUM_CANDIDATES) -> list[str]:
         committed, partial = split_context(context)
-        pinyin = is_pinyin_buffer(context)
-        history = tuple(history_tokens(committed))
+        ranked = self._ranked(tuple(history_tokens(committed)), partial, k)
+        if len(ranked) < k and partial:
+            # Some dictionary words for a Latin prefix, then what follows the whole context
+            # (the partial may be a finished token: "Lee700" -> "?").
+            if not is_pinyin_buffer(context):
+                ranked += [w for w in _dictionary_completions(partial.lower(), k) if w not in ranked]
+            ranked += [w for w in self._ranked(tuple(history_tokens(context)), "", k) if w not in ranked]
+        return [_match_case(word, partial) for word in ranked[:k]]
+
+    def _ranked(self, history: tuple[str, ...], partial: str, k: int) -> list[str]:
+        """Top ``k`` followers of ``history`` matching ``partial``, by stupid-backoff score."""
         scores: dict[str, float] = {}
         for n in range(self.order - 1, -1, -1):
             key = history[len(history) - n :] if n else ()
@@ -215,12 +244,9 @@ class NgramBaseline:
             total = sum(followers.values())
             weight = BACKOFF ** (self.order - 1 - n)
             for word, count in followers.items():
-                if word not in scores and _matches_prefix(word, partial, pinyin):
+                if word not in scores and _matches_prefix(word, partial):
                     scores[word] = weight * count / total
-        ranked = sorted(scores, key=lambda w: -scores[w])[:k]
-        if len(ranked) < k and partial and not pinyin:
-            ranked += [w for w in _dictionary_completions(partial.lower(), k) if w not in ranked][: k - len(ranked)]
-        return [_match_case(word, partial) for word in ranked]
+        return sorted(scores, key=lambda w: -scores[w])[:k]
 
     def suggest(self, prev_layout: str | None) -> str | None:
         table = self.suggestions.get(prev_layout or "EN") or self.suggestions.get("*")

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from keypilot.evaluation.baselines import _pinyin_of, last_word, split_context
+from keypilot.evaluation.baselines import _pinyin_of, completion_base, correction_base
 from keypilot.labels import is_cjk
 
 
@@ -66,19 +66,19 @@ class SimulationResult:
 def goal_text(record: Any) -> str:
     """The field text once the record's target is in place."""
     if record.task == "error_correction":
-        return last_word(record.context)[0] + record.target
+        return correction_base(record.context, record.target) + record.target
     if record.task == "auto_completion":
-        return split_context(record.context)[0] + record.target
+        return completion_base(record.context, record.target) + record.target
     return record.context + record.target
 
 
 def apply_candidate(text: str, candidate: str, kind: str) -> str:
     """Field text after tapping ``candidate`` of the strip's ``kind`` (correction/completion/suggestion)."""
     if kind == "correction":
-        return last_word(text)[0] + candidate
+        return correction_base(text, candidate) + candidate
     if kind == "suggestion":
         return candidate if not text.strip() else text
-    return split_context(text)[0] + candidate
+    return completion_base(text, candidate) + candidate
 
 
 def typing_path(start: str, goal: str) -> list[str]:
