@@ -104,7 +104,7 @@ def test_pick_type_accept(page: sync_api.Page) -> None:
     first = page.locator("#strip .cand").first
     cand, kind = first.inner_text(), first.get_attribute("data-kind")
     first.dispatch_event("pointerdown")
-    expected = page.evaluate("([t, c, k]) => keypilot.applyCandidate(t, c, k)", [before, cand, kind])
+    expected = page.evaluate("([t, c, k, l]) => keypilot.applyCandidate(t, c, k, l)", [before, cand, kind, drawn_layout(page)])
     assert page.input_value("#field") == expected != before
     assert cand in expected
 
@@ -178,5 +178,37 @@ def test_candidate_rules(page: sync_api.Page) -> None:
         (["my code is ", "482913", "completion"], "NUM", "my code is 482913 "),
     ]
     for args, layout, expected in cases:
-        result = page.evaluate("([args, layout]) => { keypilot.state.layout = layout; return keypilot.applyCandidate(...args); }", [args, layout])
+        result = page.evaluate("(args) => keypilot.applyCandidate(...args)", [*args, layout])
         assert result == expected, (args, result)
+
+
+def test_stale_answers_are_dropped(page: sync_api.Page) -> None:
+    """An answer that comes back after the field changed again is never drawn."""
+    held: list[sync_api.Route] = []
+
+    def hold_old_text(route: sync_api.Route) -> None:
+        body = (route.request.post_data_buffer or b"").decode("utf-8", "replace")
+        if "old text" in body:
+            held.append(route)  # answered below, after the newer request
+        else:
+            route.continue_()
+
+    page.route("**/v1/predict", hold_old_text)
+    try:
+        page.fill("#field", "old text")
+        page.wait_for_function("() => keypilot.state.inflight !== null")
+        while not held:
+            page.wait_for_timeout(20)
+        page.fill("#field", "new text")
+        answer = wait_answered(page)
+        stale = dict(answer, layout="NUM" if answer["layout"] != "NUM" else "EMOJI", shown=["stale"])
+        try:
+            held[0].fulfill(status=200, content_type="application/json", body=json.dumps(stale))
+        except sync_api.Error:
+            pass  # the page already aborted that request: dropped either way
+        page.wait_for_timeout(300)
+        assert page.evaluate("() => keypilot.state.answeredText") == "new text"
+        assert drawn_layout(page) == answer["layout"]
+        assert "stale" not in page.locator("#strip .cand").all_inner_texts()
+    finally:
+        page.unroute("**/v1/predict")

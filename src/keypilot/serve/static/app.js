@@ -65,8 +65,8 @@ const PINYIN_RUN = /[a-z']+$/;
 const isLatinWord = (s) => /^[\p{Script=Latin}\d'’-]+$/u.test(s);
 const isHan = (s) => /^\p{Script=Han}+$/u.test(s);
 
-function pinyinBuffer(text) {
-  if (state.layout !== "ZH") return "";
+function pinyinBuffer(text, layout = state.layout) {
+  if (layout !== "ZH") return "";
   const m = text.match(PINYIN_RUN);
   return m ? m[0] : "";
 }
@@ -74,7 +74,7 @@ function pinyinBuffer(text) {
 // What tapping a candidate does to the field: a correction replaces the last word, a
 // completion replaces the word being typed (or the pinyin buffer) or adds the next word,
 // a suggestion fills the empty field.
-function applyCandidate(text, cand, kind) {
+function applyCandidate(text, cand, kind, layout) {
   const spaceAfter = isLatinWord(cand) ? " " : "";
   if (kind === "suggestion") {
     if (!text) return cand + spaceAfter;
@@ -91,7 +91,7 @@ function applyCandidate(text, cand, kind) {
     if (!m) return text + cand + spaceAfter;
     return text.slice(0, m.index) + cand + (m[2] || spaceAfter);
   }
-  const buffer = pinyinBuffer(text);
+  const buffer = pinyinBuffer(text, layout);
   if (buffer && !isLatinWord(cand)) return text.slice(0, -buffer.length) + cand;
   const m = text.match(LATIN_RUN);
   if (m && isLatinWord(cand)) return text.slice(0, m.index) + cand + spaceAfter;
@@ -192,7 +192,7 @@ function currentItems() {
 }
 
 function acceptItem(item) {
-  setField(applyCandidate($("field").value, item.text, item.kind));
+  setField(applyCandidate($("field").value, item.text, item.kind, state.layout));
   $("field").focus();
 }
 
@@ -227,8 +227,16 @@ function renderComposing() {
 
 function onTextChanged() {
   renderComposing();
+  invalidate();
   clearTimeout(state.timer);
   state.timer = setTimeout(predict, DEBOUNCE_MS);
+}
+
+// Answers to requests sent before this call no longer match the field (or the screen).
+function invalidate() {
+  state.seq++;
+  state.inflight?.abort();
+  $("strip").classList.add("stale");
 }
 
 async function predict(retried = false) {
@@ -270,6 +278,7 @@ async function predict(retried = false) {
 function applyAnswer(answer, text, roundTripMs) {
   state.lastAnswer = answer;
   state.answeredText = text;
+  $("strip").classList.remove("stale");
   const shownBefore = state.layout;
   if (answer.layout !== shownBefore) {
     state.layout = answer.layout;
@@ -335,6 +344,7 @@ function showError(message) {
 // ---------- screens ----------
 
 function useScreen(blob, { context = "", prevLayout = "EN", expected = null } = {}) {
+  invalidate();
   state.screen = { blob, screenId: null };
   const shot = $("shot");
   if (shot.src) URL.revokeObjectURL(shot.src);
