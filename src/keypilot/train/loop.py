@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import math
 import random
@@ -175,7 +176,7 @@ def train_epoch(model: nn.Module, criterion: nn.Module, loader: DataLoader, opti
                 )
         step_losses = {}
 
-        if state.step % cfg.log_every == 0:
+        if state.step % cfg.log_every == 0 and interval_steps:  # (an interval of only skipped steps logs nothing)
             values = reduce_means(interval_losses, interval_steps, ctx.dist, ctx.device)
             samples = all_reduce_sum(torch.tensor(float(interval_samples)), ctx.dist).item()
             values["lr"] = scheduler.get_last_lr()[0]
@@ -187,7 +188,7 @@ def train_epoch(model: nn.Module, criterion: nn.Module, loader: DataLoader, opti
             validate(criterion, state, ctx)
             model.train()
             interval_start = time.perf_counter()
-        if state.step % cfg.save_every == 0:
+        if state.step % cfg.save_every == 0 and state.nonfinite == 0:  # checkpoints are good states only
             save_training_state(ctx, optimizer, scheduler, scaler, state)
             interval_start = time.perf_counter()
         if state.step >= cfg.max_steps:
@@ -420,8 +421,18 @@ def _train(config: dict, data_dir: Path, run_dir: Path, resume: bool, skip_bad: 
             save_training_state(ctx, optimizer, scheduler, scaler, state)
     finally:
         log.close()
-    logger.info(f"done: {state.step} steps; weights in {run_dir / 'model.safetensors'}")
+    # Under DDP every rank prints this; equal checksums mean the replicas stayed in sync.
+    logger.info(f"done: {state.step} steps, parameter checksum {parameter_checksum(model)}; "
+                f"weights in {run_dir / 'model.safetensors'}")
     return state
+
+
+def parameter_checksum(model: nn.Module) -> str:
+    """sha256 (16 hex digits) of every parameter's bytes, in ``model.parameters()`` order."""
+    digest = hashlib.sha256()
+    for param in model.parameters():
+        digest.update(param.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def train_from_args(args: Any) -> int:

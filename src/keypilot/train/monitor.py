@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +45,14 @@ class _TqdmHandler(logging.Handler):
 
 
 def setup_console_logging(info: DistInfo) -> None:
+    """Loss lines come from rank 0 only (``RunLog``); set-up lines from every rank, prefixed."""
     if any(isinstance(h, _TqdmHandler) for h in logger.handlers):
         return
     handler = _TqdmHandler()
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    prefix = f"[rank {info.rank}] " if info.is_distributed else ""
+    handler.setFormatter(logging.Formatter(prefix + "%(message)s"))
     logger.addHandler(handler)
-    logger.setLevel(logging.INFO if info.is_main else logging.WARNING)
+    logger.setLevel(logging.INFO)
 
 
 def reduce_means(sums: dict[str, torch.Tensor], count: int, info: DistInfo,
@@ -82,7 +85,9 @@ class RunLog:
             atomic_write_text(metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
         self.metrics = metrics_path.open("a", encoding="utf-8")
         self.tensorboard = SummaryWriter(str(run_dir / "tensorboard"), purge_step=start_step + 1 if resumed else None)
-        self.bar = tqdm(total=max_steps, initial=start_step, unit="step", dynamic_ncols=True, file=sys.stderr)
+        self.max_steps, self.start_step, self.start_time = max_steps, start_step, time.perf_counter()
+        # disable=None: no bar when stderr is not a terminal (logs to a file); ETA is in the lines too.
+        self.bar = tqdm(total=max_steps, initial=start_step, unit="step", dynamic_ncols=True, file=sys.stderr, disable=None)
 
     def advance(self) -> None:
         if self.active:
@@ -95,7 +100,8 @@ class RunLog:
         for key, label in LOSS_LINES:
             if key in values:
                 logger.info(f"{label}: {values[key]:.4f}")
-        logger.info(f"  lr {values['lr']:.3g}, {values['samples_per_s']:.1f} samples/s")
+        eta = (self.max_steps - step) * (time.perf_counter() - self.start_time) / max(step - self.start_step, 1)
+        logger.info(f"  lr {values['lr']:.3g}, {values['samples_per_s']:.1f} samples/s, ETA {tqdm.format_interval(eta)}")
         self._record({"step": step, "split": "train", "epoch": epoch, **values})
         if "loss_total" in values:
             self.bar.set_postfix(loss=f"{values['loss_total']:.4f}", samples_s=f"{values['samples_per_s']:.1f}")
