@@ -1,0 +1,93 @@
+"""`make demo`: the main job end to end on the built-in defaults.
+
+generate a data set -> train the tokenizer -> train the tiny config on the CPU -> evaluate on
+the test split (with baselines) -> print a handful of predictions beside their screens.
+Each step is one call of a `keypilot` subcommand, so the demo shows exactly what a user runs.
+Steps whose outputs already exist are skipped, so a second `make demo` resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from keypilot.cli import main as keypilot
+
+DEMO_SAMPLES = 6000
+DEMO_STEPS = 900
+DEMO_CONFIG = Path("configs/tiny.yaml")
+
+
+def _step(title: str) -> float:
+    print(f"\n=== {title} ===", flush=True)
+    return time.perf_counter()
+
+
+def _run(argv: list[str]) -> None:
+    print("$ keypilot " + " ".join(argv), flush=True)
+    code = keypilot(argv)
+    if code:
+        raise SystemExit(f"keypilot {argv[0]} failed with exit code {code}")
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    run_dir: Path = args.out
+    data_dir = run_dir.parent / f"{run_dir.name}-data"
+    started = time.perf_counter()
+
+    t = _step(f"1/5 generate {DEMO_SAMPLES} phone screens and typing steps into {data_dir}")
+    if not (data_dir / "test.jsonl").exists():
+        _run(["data", "generate", "--out", str(data_dir), "--num", str(DEMO_SAMPLES), "--seed", "0"])
+    print(f"({time.perf_counter() - t:.0f} s)")
+
+    t = _step("2/5 train the multilingual byte-level BPE tokenizer")
+    if not (data_dir / "tokenizer.json").exists():
+        _run(["tokenizer", "train", "--data", str(data_dir / "train.jsonl"), "--out", str(data_dir / "tokenizer.json")])
+    print(f"({time.perf_counter() - t:.0f} s)")
+
+    t = _step(f"3/5 train {DEMO_CONFIG} for {DEMO_STEPS} steps on the CPU -> {run_dir}")
+    train = ["train", "--config", str(DEMO_CONFIG), "--data", str(data_dir), "--out", str(run_dir),
+             "--max-steps", str(DEMO_STEPS)]
+    if (run_dir / "checkpoints").exists():
+        train.append("--resume")
+    _run(train)
+    print(f"({time.perf_counter() - t:.0f} s)")
+
+    t = _step("4/5 evaluate on the test split, with baselines")
+    eval_dir = run_dir / "eval"
+    _run(["evaluate", "--run", str(run_dir), "--data", str(data_dir / "test.jsonl"), "--out", str(eval_dir),
+          "--baselines"])
+    print((eval_dir / "report.md").read_text(encoding="utf-8").split("\n## ", 2)[0])
+    print(f"full report: {eval_dir / 'report.md'}  ({time.perf_counter() - t:.0f} s)")
+
+    _step("5/5 a few predictions on test screens")
+    show_predictions(run_dir, data_dir / "test.jsonl")
+    print(f"\ndemo finished in {(time.perf_counter() - started) / 60:.1f} min; the trained run is in {run_dir}")
+    return 0
+
+
+def show_predictions(run_dir: Path, records_file: Path, count: int = 8) -> None:
+    """Print what the keyboard would show for a few records, one per task and layout where possible."""
+    from keypilot.data.format import read_records
+    from keypilot.inference.predictor import Predictor
+
+    predictor = Predictor.from_pretrained(run_dir)
+    records = read_records(records_file)
+    picked, seen = [], set()
+    for record in records:  # a varied handful: first of each (task, layout) pair
+        key = (record.task, record.layout)
+        if key not in seen:
+            seen.add(key)
+            picked.append(record)
+        if len(picked) == count:
+            break
+    for record in picked:
+        result = predictor.predict(record.image, record.context, prev_layout=record.prev_layout,
+                                   user_id=record.user_id).to_dict()
+        print(f"\nscreen  {record.image.name}  ({record.id})")
+        print(f"typed   {json.dumps(record.context, ensure_ascii=False)}   keyboard was {record.prev_layout}")
+        print(f"truth   {record.task}: {json.dumps(record.target, ensure_ascii=False)}, next layout {record.layout}")
+        print(f"model   {result['task']}: strip {json.dumps(result['shown'], ensure_ascii=False)}, "
+              f"next layout {result['layout']} (raw {result['layout_raw']})")
