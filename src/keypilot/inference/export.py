@@ -1,0 +1,244 @@
+"""``keypilot export``: a trained run -> ONNX graphs (+ INT8), tokenizer and ``manifest.json``.
+
+The model is cut where the predictor's work changes frequency (``docs/export.md``):
+
+- ``screen.onnx`` - once per screenshot: backbone on the screen, SAM-Lite masks, boxes, the
+  four ROI crops through the backbone again -> ``global_feat [1, d]``, ``roi_feats [1, 4, d]``
+  (the cacheable visual tokens);
+- ``keystroke.onnx`` - once per keystroke: text encoder, personality, fusion, task router,
+  layout router with hysteresis, MoE router -> task/layout/expert probabilities and the
+  decoder's conditioning ``prefix = [h_t, e_task, e_layout] [1, 3, d]``;
+- ``expert_<LANG>.onnx`` - one per language expert, run only for the active (top-1 or
+  top-2) experts of this keystroke: ``prefix``, embeddings of the previous tokens -> the
+  expert's output at the last position ``[B, d]``;
+- ``decode_head.onnx`` - the tied vocabulary head and one beam-search step: mixed expert
+  output, log-prob mask, beam scores -> the best ``K`` (score, beam * V + token) of the
+  flattened beam x vocabulary and the embeddings of those tokens (so the vocabulary matrix
+  is stored once, and the next step's inputs come out of this one).
+
+A traced MoE would bake in whichever experts the example input activated, and a dense one
+pays for all five at every beam step, hence one graph per expert with the routing done by
+the caller, exactly as ``LanguageMoE.forward`` does it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from keypilot.inference.onnx_predictor import MANIFEST_FILE, TOKENIZER_FILE
+from keypilot.labels import EXPERTS, LAYOUTS, TASKS
+from keypilot.models.keypilot_model import KeyPilotModel
+from keypilot.models.layers import TransformerBlock
+from keypilot.models.moe import expert_weights
+from keypilot.models.routers import apply_hysteresis
+from keypilot.tokenizer import KeyPilotTokenizer
+
+OPSET = 17
+
+
+def top_k(model_cfg: dict[str, Any]) -> int:
+    """How many flattened (beam, token) scores the head returns: the widest beam the predictor
+    runs (corrections and completions use twice ``num_candidates``, suggestions ``beam_width``)."""
+    return max(2 * model_cfg["decoder"]["num_candidates"], model_cfg["decoder"]["beam_width"])
+
+
+def graph_spec(file: str, inputs: list[str], outputs: list[str], dynamic: dict[str, dict[int, str]]) -> dict[str, Any]:
+    """A graph's manifest entry (input/output names and dynamic axes; shapes are added from the file)."""
+    return {"file": file, "inputs": inputs, "outputs": outputs, "dynamic": dynamic}
+
+
+class ScreenGraph(nn.Module):
+    """Letterboxed screenshot ``[1, 3, H, W]`` -> ``global_feat [1, d]``, ``roi_feats [1, 4, d]``."""
+
+    def __init__(self, model: KeyPilotModel) -> None:
+        super().__init__()
+        self.encoder = model.encoder
+
+    def forward(self, image: Tensor) -> tuple[Tensor, Tensor]:
+        screen = self.encoder.encode_screen(image)
+        return screen["global_feat"], screen["roi_feats"]
+
+
+class KeystrokeGraph(nn.Module):
+    """Visual tokens + context + user + previous layout -> routing outputs and the decoder's conditioning.
+
+    ``KeyPilotModel.encode_keystroke`` in eval mode with a known previous layout, without its
+    first decoder step, plus what the predictor decodes under: for each task (TASKS order)
+    the prefix ``[h_t, codebook[task], e_layout]`` and the active experts' weights, with the
+    layout shown (``layout_override`` >= 0 pins it, as ``Predictor.predict(layout=...)``).
+    """
+
+    def __init__(self, model: KeyPilotModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, global_feat: Tensor, roi_feats: Tensor, input_ids: Tensor, attention_mask: Tensor,
+                user_id: Tensor, prev_layout: Tensor, layout_override: Tensor) -> tuple[Tensor, ...]:
+        m, router, moe = self.model, self.model.layout_router, self.model.decoder.moe
+        screen = {"global_feat": global_feat, "roi_feats": roi_feats}
+        h_t, _ = m.encoder.encode_keystroke(screen, input_ids, attention_mask, user_id)
+        _, task_probs, e_task = m.task_router(h_t)
+        layout_logits = router(h_t, prev_layout)
+        layout_next, _ = apply_hysteresis(layout_logits, prev_layout, router.hysteresis_bias, router.switch_threshold)
+        onehot = F.one_hot(layout_next, len(LAYOUTS)).to(h_t.dtype)
+        e_layout = onehot @ router.codebook
+        _, expert_probs = moe.route(h_t, e_task, e_layout, onehot)
+
+        shown = torch.where(layout_override >= 0, layout_override, layout_next)
+        shown_onehot = F.one_hot(shown, len(LAYOUTS)).to(h_t.dtype).expand(len(TASKS), -1)
+        task_h = h_t.expand(len(TASKS), -1)
+        shown_e_layout = shown_onehot @ router.codebook
+        _, task_expert_probs = moe.route(task_h, m.task_router.codebook, shown_e_layout, shown_onehot)
+        cond_weights = expert_weights(task_expert_probs, moe.top1_threshold)
+        cond_prefix = torch.stack([task_h, m.task_router.codebook, shown_e_layout], dim=1)
+        layout_probs = torch.softmax(layout_logits, dim=-1)
+        return task_probs, layout_logits, layout_probs, shown, expert_probs, cond_prefix, cond_weights
+
+
+class ExpertGraph(nn.Module):
+    """One language expert at the last decoder position.
+
+    ``prefix [B, 3, d]``, ``prev_emb [B, k, d]`` (token embeddings of the previous tokens) ->
+    ``y [B, d]``, the expert's output at position ``2 + k``. The expert is one causal
+    transformer layer, so only the last position's query and MLP are needed (keys and values
+    still cover every position); this is ``TransformerBlock.forward`` evaluated at one row.
+    """
+
+    def __init__(self, model: KeyPilotModel, expert: TransformerBlock) -> None:
+        super().__init__()
+        self.pos_emb = model.decoder.pos_emb
+        self.block = expert
+
+    def forward(self, prefix: Tensor, prev_emb: Tensor) -> Tensor:
+        x = torch.cat([prefix, prev_emb], dim=1)
+        x = x + self.pos_emb[: x.shape[1]]
+        b = self.block
+        normed = b.norm1(x)
+        last = x[:, -1:] + b.attn(normed[:, -1:], context=normed)
+        return (last + b.mlp(b.norm2(last)))[:, 0]
+
+
+class DecodeHeadGraph(nn.Module):
+    """One beam step: ``z [B, d]`` (mixed expert output), ``token_bias [B, V]`` (0 allowed,
+    -inf banned), ``beam_scores [B]`` -> ``top_scores [K]``, ``top_index [K]`` (``beam * V + token``),
+    ``top_emb [K, d]`` (token embeddings for the next step), ``logits [B, V]``."""
+
+    def __init__(self, model: KeyPilotModel) -> None:
+        super().__init__()
+        self.decoder = model.decoder
+        self.k = top_k(model.config["model"])
+
+    def forward(self, z: Tensor, token_bias: Tensor, beam_scores: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        d = self.decoder
+        # Both the product and the look-up read the transposed table, so the graph (and its
+        # INT8 version) stores the vocabulary matrix once.
+        table_t = d.token_emb.weight.T
+        logits = d.norm(z) @ table_t + d.head_bias
+        scores = torch.log_softmax(logits, dim=-1) + token_bias + beam_scores[:, None]
+        top_scores, top_index = scores.flatten().topk(self.k)
+        top_emb = table_t[:, top_index % table_t.shape[1]].T
+        return top_scores, top_index, top_emb, logits
+
+
+def _export(module: nn.Module, args: tuple[Tensor, ...], path: Path, spec: dict[str, Any]) -> None:
+    """Export ``module`` with the names of ``spec``, then record the graph's shapes and dtypes in it."""
+    torch.onnx.export(module, args, str(path), dynamo=False, opset_version=OPSET, input_names=spec["inputs"],
+                      output_names=spec["outputs"], dynamic_axes=spec["dynamic"], do_constant_folding=True)
+    graph = onnx.load(str(path)).graph
+
+    def describe(values: Any) -> dict[str, Any]:
+        return {v.name: {"shape": [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim],
+                         "dtype": onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type).name} for v in values}
+
+    spec["input_shapes"], spec["output_shapes"] = describe(graph.input), describe(graph.output)
+
+
+def export_fp32(model: KeyPilotModel, out: Path) -> dict[str, dict[str, Any]]:
+    """Write the FP32 graphs of ``model`` (eval mode) to ``out``; returns their manifest entries."""
+    model = model.eval()
+    cfg = model.config["model"]
+    d, vocab = cfg["d_model"], cfg["vocab_size"]
+    image = torch.rand(1, 3, cfg["image_height"], cfg["image_width"])
+    graphs: dict[str, dict[str, Any]] = {}
+    with torch.no_grad():
+        global_feat, roi_feats = ScreenGraph(model).eval()(image)
+        spec = graph_spec("screen.onnx", ["image"], ["global_feat", "roi_feats"], {})
+        _export(ScreenGraph(model).eval(), (image,), out / spec["file"], spec)
+        graphs["screen"] = spec
+
+        ids = torch.randint(0, vocab, (1, 8))
+        args = (global_feat, roi_feats, ids, torch.ones_like(ids), torch.tensor([-1]), torch.tensor([0]), torch.tensor([-1]))
+        spec = graph_spec("keystroke.onnx", ["global_feat", "roi_feats", "input_ids", "attention_mask", "user_id", "prev_layout",
+                                             "layout_override"],
+                          ["task_probs", "layout_logits", "layout_probs", "layout_shown", "expert_probs", "cond_prefix", "cond_weights"],
+                          {"input_ids": {1: "tokens"}, "attention_mask": {1: "tokens"}})
+        _export(KeystrokeGraph(model).eval(), args, out / spec["file"], spec)
+        graphs["keystroke"] = spec
+        prefix = KeystrokeGraph(model).eval()(*args)[-2][:1]
+
+        beam = {0: "beam"}
+        prev_emb = torch.randn(2, 2, d) * 0.02
+        for name, expert in zip(EXPERTS, model.decoder.moe.experts, strict=True):
+            spec = graph_spec(f"expert_{name}.onnx", ["prefix", "prev_emb"], ["y"],
+                              {"prefix": beam, "prev_emb": {0: "beam", 1: "prev_tokens"}, "y": beam})
+            _export(ExpertGraph(model, expert).eval(), (prefix.expand(2, -1, -1), prev_emb), out / spec["file"], spec)
+            graphs[f"expert_{name}"] = spec
+
+        spec = graph_spec("decode_head.onnx", ["z", "token_bias", "beam_scores"], ["top_scores", "top_index", "top_emb", "logits"],
+                          {"z": beam, "token_bias": {0: "bias_rows"}, "beam_scores": beam, "logits": beam})
+        args = (torch.randn(2, d), torch.zeros(2, vocab), torch.zeros(2))
+        _export(DecodeHeadGraph(model).eval(), args, out / spec["file"], spec)
+        graphs["decode_head"] = spec
+    return graphs
+
+
+def export_run(run: Path, out: Path, int8: bool = False, calib_images: int = 32, calib_data: Path | None = None,
+               parity_data: Path | None = None) -> dict[str, Any]:
+    """Export ``run`` to ``out`` (FP32 always, INT8 next to it with ``int8``), print and return the parity report."""
+    from keypilot.inference.parity import calibration_screens, parity_report, print_parity
+    from keypilot.inference.quantize import quantize_linear_graph, quantize_screen_encoder
+
+    run, out = Path(run), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = KeyPilotModel.from_pretrained(run)
+    cfg = model.config["model"]
+    graphs = export_fp32(model, out)
+    shutil.copyfile(run / TOKENIZER_FILE, out / TOKENIZER_FILE)
+    tokenizer = KeyPilotTokenizer.from_file(out / TOKENIZER_FILE)
+    manifest: dict[str, Any] = {
+        "format": 1,
+        "opset": OPSET,
+        "dtype": "float32",
+        "graphs": graphs,
+        "config": model.config,
+        "labels": {"tasks": list(TASKS), "layouts": list(LAYOUTS), "experts": list(EXPERTS)},
+        "eos_id": tokenizer.eos_id,
+        "top_k": top_k(cfg),
+        "tokenizer": TOKENIZER_FILE,
+    }
+    if int8:
+        screens = calibration_screens(calib_data or run, calib_images, cfg["image_height"], cfg["image_width"])
+        int8_graphs = {}
+        for name, spec in graphs.items():
+            target = spec["file"].replace(".onnx", ".int8.onnx")
+            if name == "screen":
+                quantize_screen_encoder(out / spec["file"], out / target, screens)
+            else:
+                quantize_linear_graph(out / spec["file"], out / target)
+            int8_graphs[name] = {**spec, "file": target}
+        manifest["int8_graphs"] = int8_graphs
+        manifest["int8_method"] = {"screen": "static QDQ, per-channel, uint8 activations / int8 weights, MinMax "
+                                             f"calibration on {len(screens)} letterboxed screenshots",
+                                   "other": "dynamic, int8 weights (MatMul, Gather)"}
+    (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+    report = parity_report(model, out, parity_data or calib_data or run, int8=int8)
+    print_parity(report)
+    return report

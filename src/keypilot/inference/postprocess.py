@@ -1,0 +1,168 @@
+"""Torch-free decoding and result assembly: beam search, candidate filtering, the strip.
+
+The rules are those of ``keypilot.inference.predictor`` (its module docstring says why):
+corrections and completions are beam-searched under the error-correction and
+auto-completion task embeddings, the suggestion only for an empty field; every candidate is
+in the shown layout's language; the strip follows method.md's priority. The ONNX predictor
+uses this module; the result types are the torch predictor's, field for field, so both
+backends serialize to the same JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from keypilot.labels import LAYOUTS, lang_of
+
+STRIP_SIZE = 3  # candidates a phone keyboard shows above the keys
+
+
+@dataclass
+class Candidate:
+    text: str
+    prob: float
+
+
+@dataclass
+class Prediction:
+    """One keystroke's answer; ``to_dict()`` is the contracts' "Predictor result"."""
+
+    task: str
+    task_probs: dict[str, float]
+    corrections: list[Candidate]
+    completions: list[Candidate]
+    suggestion: Candidate | None
+    layout: str
+    layout_raw: str
+    layout_probs: dict[str, float]
+    expert_probs: dict[str, float]
+    shown: list[str]
+    screen_cached: bool
+    timing_ms: dict[str, float]
+    shown_kind: str = field(default="completion")  # not in the JSON: what tapping a candidate replaces
+
+    def to_dict(self) -> dict[str, Any]:
+        def cand(c: Candidate) -> dict[str, Any]:
+            return {"text": c.text, "prob": c.prob}
+
+        return {
+            "task": self.task,
+            "task_probs": self.task_probs,
+            "corrections": [cand(c) for c in self.corrections],
+            "completions": [cand(c) for c in self.completions],
+            "suggestion": cand(self.suggestion) if self.suggestion else None,
+            "layout": self.layout,
+            "layout_raw": self.layout_raw,
+            "layout_probs": self.layout_probs,
+            "expert_probs": self.expert_probs,
+            "shown": self.shown,
+            "screen_cached": self.screen_cached,
+            "timing_ms": self.timing_ms,
+        }
+
+
+def is_empty_field(text: str) -> bool:
+    return not text.strip()
+
+
+def strip_for(task: str, text: str, corrections: list[Candidate], completions: list[Candidate],
+              suggestion: Candidate | None) -> tuple[list[str], str]:
+    """The strip in method.md's priority and the list it came from."""
+    if is_empty_field(text) and suggestion is not None:
+        return [suggestion.text], "suggestion"
+    if task == "error_correction" and not is_empty_field(text):
+        return [c.text for c in corrections[:STRIP_SIZE]], "correction"
+    return [c.text for c in completions[:STRIP_SIZE]], "completion"
+
+
+# Token classes besides the languages of ``lang_of``: part of a multi-byte character, white space.
+PARTIAL, SPACE = "partial", "space"
+# What a phrase (suggestion) may contain besides its layout's language and spaces, and the
+# layouts whose characters span several byte-level tokens.
+PHRASE_EXTRA: dict[str, frozenset[str]] = {"EN": frozenset({"SYM", "NUM", "EMOJI"}), "ZH": frozenset({"SYM", "NUM", "EMOJI"})}
+MULTIBYTE_LAYOUTS: frozenset[str] = frozenset({"ZH", "SYM", "EMOJI"})
+
+
+def token_classes(tokenizer: Any, vocab_size: int) -> list[str | None]:
+    """The class of every vocabulary id: a language of ``lang_of``, ``partial``, ``space``, or
+    ``None`` for special and unused ids (never generated)."""
+    classes: list[str | None] = []
+    for token_id in range(vocab_size):
+        text = tokenizer.token(token_id) if token_id < tokenizer.vocab_size else None
+        if text is None:
+            classes.append(None)
+        elif "\ufffd" in text:
+            classes.append(PARTIAL)
+        else:
+            classes.append(lang_of(text) if text.strip() else SPACE)
+    return classes
+
+
+def language_bias(tokenizer: Any, vocab_size: int, eos_id: int) -> dict[tuple[str, bool], np.ndarray]:
+    """Log-prob bias ``[V]`` float32 per (layout, phrase): 0 for a token a candidate may use
+    under that layout, -inf otherwise; ``eos_id`` is always allowed (it ends the candidate).
+
+    The rule is ``keypilot.inference.predictor.LanguageMasks``'s: a word uses tokens of the
+    layout's language only, a phrase may also hold spaces (and under EN/ZH symbols, digits
+    and emoji), and partial multi-byte tokens are allowed where such characters are expected.
+    """
+    classes = token_classes(tokenizer, vocab_size)
+    biases = {}
+    for layout in LAYOUTS:
+        for phrase in (False, True):
+            ok = {layout} | (PHRASE_EXTRA.get(layout, frozenset()) | {SPACE} if phrase else set())
+            if layout in MULTIBYTE_LAYOUTS:
+                ok.add(PARTIAL)
+            allowed = np.fromiter((c in ok for c in classes), dtype=bool, count=len(classes))
+            allowed[eos_id] = True
+            biases[layout, phrase] = np.where(allowed, 0.0, -np.inf).astype(np.float32)
+    return biases
+
+
+# A beam step: (previous tokens of each live beam [L][k], their scores [L]) ->
+# (the best flattened scores [K] in descending order, their indices beam * V + token [K]).
+StepFn = Callable[[list[list[int]], np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def beam_search(step: StepFn, vocab_size: int, eos_id: int, beam_width: int, max_tokens: int,
+                num_return: int) -> list[tuple[list[int], float]]:
+    """Beam search of one row; the same hypotheses, order and stopping rule as
+    ``Decoder._beam_row``. Returns up to ``num_return`` (tokens without eos, total log-prob)."""
+    live: list[tuple[list[int], float]] = [([], 0.0)]
+    done: list[tuple[list[int], float]] = []
+    for position in range(max_tokens):
+        top_scores, top_index = step([tokens for tokens, _ in live], np.asarray([s for _, s in live], dtype=np.float32))
+        candidates = []
+        for value, index in zip(top_scores[:beam_width].tolist(), top_index[:beam_width].tolist()):
+            if value == float("-inf"):
+                break
+            beam, token = divmod(int(index), vocab_size)
+            candidates.append((live[beam][0] + [token], value))
+        live = []
+        for tokens, score in candidates:
+            if tokens[-1] == eos_id:
+                done.append((tokens[:-1], score))
+            elif position + 1 == max_tokens:
+                done.append((tokens, score))
+            else:
+                live.append((tokens, score))
+        done.sort(key=lambda item: -item[1])
+        if not live or (len(done) >= num_return and live[0][1] <= done[num_return - 1][1]):
+            break
+    return done[:num_return]
+
+
+def keep_candidates(hypotheses: Sequence[tuple[list[int], float]], decode: Callable[[list[int]], str], layout: str,
+                    count: int) -> list[Candidate]:
+    """Distinct, whole, non-empty decoded texts of ``layout``'s language, best first, at most ``count``."""
+    kept: dict[str, Candidate] = {}
+    for tokens, logprob in hypotheses:
+        text = decode(tokens).strip()
+        # U+FFFD: the beam stopped inside a multi-byte character; not a real candidate.
+        if text and "\ufffd" not in text and text not in kept and lang_of(text) == layout:
+            kept[text] = Candidate(text, float(np.exp(logprob)))
+    return list(kept.values())[:count]
