@@ -96,6 +96,29 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from keypilot.inference.export import export_run
+
+    export_run(args.run, args.out, int8=args.int8, calib_images=args.calib_images, calib_data=args.data)
+    if args.accuracy:
+        from keypilot.inference.parity import print_accuracy, quantization_accuracy
+
+        print_accuracy(quantization_accuracy(args.out, args.accuracy, limit=args.accuracy_limit))
+    return 0
+
+
+def _bench_infer(args: argparse.Namespace) -> int:
+    import json
+
+    from keypilot.inference.bench import BACKENDS, bench_infer, format_table, machine_description
+
+    backends = BACKENDS if args.backend == "all" else (args.backend,)
+    results = bench_infer(run=args.run, config=args.config, backends=backends, threads=args.threads,
+                          repeats=args.repeats, num_screens=args.screens, data=args.data)
+    print(json.dumps(results[0] if len(results) == 1 else results) if args.json else format_table(results, machine_description(args.threads)))
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from keypilot.demo import run_demo
 
@@ -173,6 +196,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch")
     p.add_argument("--threads", type=int, default=None, help="the server's model intra-op threads")
     p.set_defaults(func=_bench_serve)
+    p = bench.add_parser("infer", help="per-stage inference latency, model size and peak RSS (torch / ONNX / ONNX INT8)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", type=Path, help="a trained run folder")
+    src.add_argument("--config", type=Path, help="a config: random weights and a throwaway tokenizer (speed only)")
+    p.add_argument("--backend", choices=("torch", "onnx", "onnx-int8", "all"), default="onnx-int8")
+    p.add_argument("--threads", type=int, default=1, help="intra-op threads")
+    p.add_argument("--repeats", type=int, default=3, help="timed rounds over the sample screens")
+    p.add_argument("--screens", type=int, default=8, help="sample screens (also INT8 calibration images)")
+    p.add_argument("--data", type=Path, default=None, help="data set for the screens (default: a small generated one)")
+    p.add_argument("--json", action="store_true", help="one JSON object (a list with --backend all)")
+    p.set_defaults(func=_bench_infer)
+
+    p = sub.add_parser("export", help="ONNX graphs (+ INT8) of a run, tokenizer and manifest; parity against torch")
+    p.add_argument("--run", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--int8", action="store_true", help="also INT8 graphs: static QDQ screen encoder, dynamic elsewhere")
+    p.add_argument("--calib-images", type=int, default=32, help="screenshots for the static INT8 calibration")
+    p.add_argument("--data", type=Path, default=None, help="data set for calibration and parity (default: generated screens)")
+    p.add_argument("--accuracy", type=Path, default=None, metavar="DATA",
+                   help="also score FP32 vs INT8 ONNX on this test split (layout accuracy, top-1/top-5)")
+    p.add_argument("--accuracy-limit", type=int, default=None, help="records of --accuracy to score (default: all)")
+    p.set_defaults(func=_export)
 
     p = sub.add_parser("predict", help="one keystroke: screenshot + typed text -> the strip and the layout")
     p.add_argument("--run", type=Path, required=True)
