@@ -27,6 +27,16 @@ LOSS_KEYS = ("loss_total", "loss_encoder", "loss_decoder", "loss_align", "loss_c
              "loss_task", "loss_layout", "loss_consistency", "loss_load", "loss_roi_mask")
 
 
+@pytest.fixture(autouse=True)
+def one_cpu_thread():
+    """One intra-op thread: on 2 cores shared with loader workers (or a busy machine) a second
+    thread mostly spins waiting for the first, which costs up to 5x the CPU time."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def write_config(folder: Path, **training) -> Path:
     """configs/tiny.yaml shrunk further (images 128 x 64, d_model 32) with ``training`` overrides."""
     config = load_config(ROOT / "configs" / "tiny.yaml")
