@@ -22,6 +22,7 @@ from keypilot.labels import LAYOUTS, TASKS  # noqa: E402
 from keypilot.serve.app import ServeLimits, create_app  # noqa: E402
 from keypilot.serve.images import ImageLimits  # noqa: E402
 
+TINY_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
 RESULT_KEYS = {
     "task", "task_probs", "corrections", "completions", "suggestion", "layout", "layout_raw",
     "layout_probs", "expert_probs", "shown", "screen_cached", "timing_ms", "screen_id", "shown_kind",
@@ -42,7 +43,7 @@ def make_tiny_run(folder: Path) -> tuple[Path, Path]:
     generate_dataset(data, num=24, seed=0, workers=1, progress=False)
     run.mkdir(parents=True, exist_ok=True)
     train_tokenizer(data / "train.jsonl", run / "tokenizer.json")
-    KeyPilotModel.from_config(load_config("configs/tiny.yaml")).save_pretrained(run)
+    KeyPilotModel.from_config(load_config(TINY_CONFIG)).save_pretrained(run)
     return run, data
 
 
