@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -150,8 +151,13 @@ class DecodeHeadGraph(nn.Module):
 
 def _export(module: nn.Module, args: tuple[Tensor, ...], path: Path, spec: dict[str, Any]) -> None:
     """Export ``module`` with the names of ``spec``, then record the graph's shapes and dtypes in it."""
-    torch.onnx.export(module, args, str(path), dynamo=False, opset_version=OPSET, input_names=spec["inputs"],
-                      output_names=spec["outputs"], dynamic_axes=spec["dynamic"], do_constant_folding=True)
+    with warnings.catch_warnings():
+        # The tracer flags every shape read as a constant; the shapes that must stay dynamic
+        # are declared in ``dynamic_axes`` and the parity check tests the rest.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter (no onnxscript here)
+        torch.onnx.export(module, args, str(path), dynamo=False, opset_version=OPSET, input_names=spec["inputs"],
+                          output_names=spec["outputs"], dynamic_axes=spec["dynamic"], do_constant_folding=True)
     graph = onnx.load(str(path)).graph
 
     def describe(values: Any) -> dict[str, Any]:
@@ -201,8 +207,9 @@ def export_fp32(model: KeyPilotModel, out: Path) -> dict[str, dict[str, Any]]:
 
 
 def export_run(run: Path, out: Path, int8: bool = False, calib_images: int = 32, calib_data: Path | None = None,
-               parity_data: Path | None = None) -> dict[str, Any]:
-    """Export ``run`` to ``out`` (FP32 always, INT8 next to it with ``int8``), print and return the parity report."""
+               parity: bool = True) -> dict[str, Any]:
+    """Export ``run`` to ``out`` (FP32 always, INT8 beside it with ``int8``); with ``parity``, print
+    and return the parity report against torch on real screens of ``calib_data`` (else generated ones)."""
     from keypilot.inference.parity import calibration_screens, parity_report, print_parity
     from keypilot.inference.quantize import quantize_linear_graph, quantize_screen_encoder
 
@@ -239,6 +246,8 @@ def export_run(run: Path, out: Path, int8: bool = False, calib_images: int = 32,
                                              f"calibration on {len(screens)} letterboxed screenshots",
                                    "other": "dynamic, int8 weights (MatMul, Gather)"}
     (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
-    report = parity_report(model, out, parity_data or calib_data or run, int8=int8)
+    if not parity:
+        return {}
+    report = parity_report(model, out, calib_data or run, int8=int8)
     print_parity(report)
     return report

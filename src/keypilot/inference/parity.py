@@ -27,7 +27,8 @@ PARITY_SAMPLES = 8
 
 
 def sample_records(source: Path, num: int, split: str = "test") -> list[Any]:
-    """Up to ``num`` records of a data set folder / ``.jsonl`` file, distinct screenshots first.
+    """Up to ``num`` records of a data set folder (its ``split`` when large enough) or ``.jsonl``
+    file, distinct screenshots first.
 
     ``source`` without any ``.jsonl`` (a run folder) gets a small generated data set instead.
     """
@@ -36,9 +37,10 @@ def sample_records(source: Path, num: int, split: str = "test") -> list[Any]:
     source = Path(source)
     if source.is_dir() and not jsonl_files(source):
         source = _generated(num)
-    elif source.is_dir() and (source / f"{split}.jsonl").is_file():
-        source = source / f"{split}.jsonl"
     records = read_records(source, skip_bad=True, check_images=False)
+    if source.is_dir() and (source / f"{split}.jsonl").is_file():
+        preferred = read_records(source / f"{split}.jsonl", skip_bad=True, check_images=False)
+        records = preferred if len(preferred) >= num else records
     seen: set[Path] = set()
     distinct = [r for r in records if not (r.image in seen or seen.add(r.image))]
     rest = [r for r in records if r not in distinct]
@@ -162,3 +164,13 @@ def quantization_accuracy(export_dir: Path, data: Path, limit: int | None = None
         out[name] = {"n": scores["n"], "layout_accuracy": scores.get("layout_accuracy"),
                      "top1": scores.get("candidates", {}).get("top1"), "top5": scores.get("candidates", {}).get("top5")}
     return out
+
+
+def print_accuracy(scores: dict[str, dict[str, Any]]) -> None:
+    """FP32 vs INT8 figures side by side, with the INT8 loss in points."""
+    print(f"INT8 vs FP32 on {scores['fp32']['n']} test records:")
+    for key in ("layout_accuracy", "top1", "top5"):
+        fp32, int8 = scores["fp32"][key], scores["int8"][key]
+        if fp32 is None or int8 is None:
+            continue
+        print(f"  {key:16s} fp32 {100 * fp32:6.2f}%   int8 {100 * int8:6.2f}%   change {100 * (int8 - fp32):+.2f} points")

@@ -15,6 +15,7 @@ Torch-free: only onnx, onnxruntime and numpy.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -117,6 +118,18 @@ def quantize_linear_graph(fp32_path: Path, int8_path: Path) -> None:
 
 
 def _quantize_dynamic(fp32_path: Path, int8_path: Path) -> None:
+    # quantize_dynamic logs a root-logger warning recommending pre-processing, which only
+    # static quantization needs.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        _run_quantize_dynamic(fp32_path, int8_path)
+    finally:
+        root.setLevel(level)
+
+
+def _run_quantize_dynamic(fp32_path: Path, int8_path: Path) -> None:
     quantize_dynamic(
         str(fp32_path),
         str(int8_path),

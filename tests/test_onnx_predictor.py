@@ -1,0 +1,133 @@
+"""OnnxPredictor: same answers as the torch Predictor, a screen cache that re-encodes only
+changed screens, preprocessing identical to training, and no torch on its import path."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from keypilot.data.format import read_records
+from keypilot.inference.onnx_predictor import OnnxPredictor
+from keypilot.inference.postprocess import language_bias
+from keypilot.inference.preprocess import context_ids, letterbox_array
+
+from test_export import make_tiny_export  # noqa: I001  (tests/ is on sys.path under pytest)
+
+
+@pytest.fixture(scope="module")
+def tiny_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    return make_tiny_export(tmp_path_factory.getbasetemp() / "onnx-tiny")
+
+
+@pytest.fixture(scope="module")
+def onnx_predictor(tiny_export: tuple[Path, Path, Path]) -> OnnxPredictor:
+    return OnnxPredictor.from_pretrained(tiny_export[2])
+
+
+def _records(data: Path, num: int = 6) -> list:
+    return list(read_records(data, skip_bad=True, check_images=False))[:num]
+
+
+def _without_timing(result: dict) -> dict:
+    return {k: v for k, v in result.items() if k not in ("timing_ms", "screen_cached")}
+
+
+def test_matches_torch_predictor(tiny_export: tuple[Path, Path, Path], onnx_predictor: OnnxPredictor) -> None:
+    from keypilot.inference.predictor import Predictor
+
+    run, data, _ = tiny_export
+    torch_predictor = Predictor.from_pretrained(run)
+    records = _records(data)
+    records.append(records[0])  # an empty field: the suggestion path
+    texts = [r.context for r in records[:-1]] + [""]
+    for record, text in zip(records, texts, strict=True):
+        want = torch_predictor.predict(record.image, text, prev_layout=record.prev_layout, user_id=record.user_id).to_dict()
+        got = onnx_predictor.predict(record.image, text, prev_layout=record.prev_layout, user_id=record.user_id).to_dict()
+        assert set(got) == set(want)
+        for key in ("task", "layout", "layout_raw", "shown"):
+            assert got[key] == want[key], (key, text)
+        for key in ("corrections", "completions"):
+            assert [c["text"] for c in got[key]] == [c["text"] for c in want[key]], (key, text)
+            np.testing.assert_allclose([c["prob"] for c in got[key]], [c["prob"] for c in want[key]], rtol=1e-3, atol=1e-6)
+        assert (got["suggestion"] or {}).get("text") == (want["suggestion"] or {}).get("text")
+        for key in ("task_probs", "layout_probs", "expert_probs"):
+            np.testing.assert_allclose(list(got[key].values()), list(want[key].values()), atol=1e-5)
+
+
+def test_pinned_layout_is_followed(tiny_export: tuple[Path, Path, Path], onnx_predictor: OnnxPredictor) -> None:
+    record = _records(tiny_export[1], 1)[0]
+    result = onnx_predictor.predict(record.image, "see you", layout="NUM")
+    assert result.layout == "NUM"
+    assert all(c.text.replace(" ", "").isdigit() or not c.text for c in result.completions)
+
+
+def test_screen_cache_encodes_each_screen_once(tiny_export: tuple[Path, Path, Path]) -> None:
+    predictor = OnnxPredictor.from_pretrained(tiny_export[2])
+    with Image.open(_records(tiny_export[1], 1)[0].image) as opened:
+        screen = opened.convert("RGB")
+    first = predictor.predict(screen, "hel")
+    second = predictor.predict(screen.copy(), "hell")  # same pixels, another object
+    assert (first.screen_cached, second.screen_cached, predictor.encoder_runs) == (False, True, 1)
+    changed = screen.copy()
+    changed.putpixel((0, 0), (255, 0, 0))
+    assert not predictor.predict(changed, "hello").screen_cached
+    assert predictor.encoder_runs == 2
+    assert predictor.predict(screen, "hello").screen_cached  # the first screen is still cached
+    assert predictor.encoder_runs == 2
+
+
+def test_int8_predictor_answers(tiny_export: tuple[Path, Path, Path]) -> None:
+    predictor = OnnxPredictor.from_pretrained(tiny_export[2], int8=True)
+    record = _records(tiny_export[1], 1)[0]
+    result = predictor.predict(record.image, record.context, prev_layout=record.prev_layout).to_dict()
+    assert np.isclose(sum(result["layout_probs"].values()), 1.0, atol=1e-4)
+    assert all(0.0 <= c["prob"] <= 1.0 for c in result["completions"])
+
+
+def test_preprocessing_is_the_training_one(tiny_export: tuple[Path, Path, Path], onnx_predictor: OnnxPredictor) -> None:
+    from keypilot.data.dataset import encode_context, letterbox
+
+    rng = np.random.default_rng(0)
+    for size in ((360, 780), (1080, 2340), (300, 120), (128, 256), (50, 50)):
+        image = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+        np.testing.assert_array_equal(letterbox_array(image, 256, 128), letterbox(image, 256, 128)[0])
+    tokenizer = onnx_predictor.tokenizer
+    for text in ("", "see you tomorrow", "我们明天见 " * 20):
+        ids, mask = encode_context(tokenizer, text, 32)
+        assert context_ids(tokenizer, text, 32).tolist() == [i for i, m in zip(ids, mask) if m]
+
+
+def test_language_bias_is_the_predictor_rule(onnx_predictor: OnnxPredictor) -> None:
+    import torch
+
+    from keypilot.inference.predictor import LanguageMasks
+
+    tokenizer = onnx_predictor.tokenizer
+    masks = LanguageMasks(tokenizer, onnx_predictor.vocab_size, torch.device("cpu"))
+    for (layout, phrase), bias in language_bias(tokenizer, onnx_predictor.vocab_size, tokenizer.eos_id).items():
+        want = masks.allowed(layout, phrase).numpy().copy()
+        want[tokenizer.eos_id] = True
+        np.testing.assert_array_equal(np.isfinite(bias), want, err_msg=f"{layout} phrase={phrase}")
+
+
+def test_no_torch_on_the_onnx_path(tiny_export: tuple[Path, Path, Path]) -> None:
+    _, data, export = tiny_export
+    image = str(_records(data, 1)[0].image)
+    script = textwrap.dedent(f"""
+        import json, sys
+        from keypilot.inference.onnx_predictor import OnnxPredictor
+        from keypilot import OnnxPredictor as Public
+        result = OnnxPredictor.from_pretrained({str(export)!r}, int8=True).predict({image!r}, "see you tom")
+        print(json.dumps({{"torch": "torch" in sys.modules, "same_class": Public is OnnxPredictor,
+                          "layout": result.to_dict()["layout"]}}))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report == {"torch": False, "same_class": True, "layout": report["layout"]}
