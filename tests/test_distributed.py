@@ -7,7 +7,7 @@ import re
 from test_train import data_copy, read_metrics, run_train_subprocess, shared_data, write_config
 
 from keypilot.train.checkpoint import list_checkpoints
-from keypilot.train.distributed import ShardedBatchSampler
+from keypilot.train.data import ShardedBatchSampler
 from keypilot.train.loop import parameter_checksum
 
 

@@ -1,4 +1,4 @@
-"""torchrun / DistributedDataParallel set-up, the few collectives the loop needs, and the sampler.
+"""torchrun / DistributedDataParallel set-up and the few collectives the loop needs.
 
 One code path for every case: a plain process is rank 0 of a world of 1, and the helpers
 below do nothing there. Under ``torchrun`` (RANK, WORLD_SIZE, LOCAL_RANK in the
@@ -8,14 +8,12 @@ environment) the process group is NCCL on GPUs and gloo on CPUs.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import Sampler
 
 
 @dataclass(frozen=True)
@@ -90,61 +88,3 @@ def wrap_ddp(model: torch.nn.Module, info: DistInfo, device: torch.device) -> to
         device_ids=[device.index] if device.type == "cuda" else None,
         find_unused_parameters=True,
     )
-
-
-class ShardedBatchSampler(Sampler[list[int]]):
-    """Batches of a seeded per-epoch order, sharded by rank, able to start mid-epoch.
-
-    The order of epoch ``e`` is ``randperm(n)`` from a generator seeded with ``seed + e``
-    (identity when ``shuffle`` is off), so it is the same on every rank and after a restart.
-    Training pads the order by wrapping around so every rank gets the same number of
-    batches (DDP needs that); evaluation (``pad=False``) sees each sample exactly once.
-    ``set_epoch(e, start_batch)`` skips batches already consumed by index arithmetic alone,
-    without loading any sample.
-    """
-
-    def __init__(self, num_samples: int, batch_size: int, *, seed: int = 0, shuffle: bool = True,
-                 pad: bool = True, rank: int = 0, world_size: int = 1) -> None:
-        if num_samples <= 0:
-            raise ValueError("cannot sample from an empty data set")
-        self.num_samples = num_samples
-        self.batch_size = batch_size
-        self.seed = seed
-        self.shuffle = shuffle
-        self.pad = pad
-        self.rank = rank
-        self.world_size = world_size
-        self.epoch = 0
-        self.start_batch = 0
-
-    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
-        self.epoch = epoch
-        self.start_batch = start_batch
-
-    def shard(self) -> list[int]:
-        """This rank's sample indices for the current epoch, in order."""
-        if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed + self.epoch)
-            order = torch.randperm(self.num_samples, generator=generator).tolist()
-        else:
-            order = list(range(self.num_samples))
-        if self.pad:
-            total = -(-self.num_samples // self.world_size) * self.world_size
-            order = (order * (-(-total // len(order))))[:total]
-        return order[self.rank :: self.world_size]
-
-    @property
-    def batches_per_epoch(self) -> int:
-        if self.pad:
-            per_rank = -(-self.num_samples // self.world_size)
-        else:
-            per_rank = len(range(self.rank, self.num_samples, self.world_size))
-        return -(-per_rank // self.batch_size)
-
-    def __iter__(self) -> Iterator[list[int]]:
-        shard = self.shard()
-        for start in range(self.start_batch * self.batch_size, len(shard), self.batch_size):
-            yield shard[start : start + self.batch_size]
-
-    def __len__(self) -> int:
-        return max(0, self.batches_per_epoch - self.start_batch)

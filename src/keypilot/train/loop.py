@@ -39,9 +39,9 @@ from keypilot.train.checkpoint import (
     save_checkpoint,
     save_weights,
 )
+from keypilot.train.data import ShardedBatchSampler, TokenizerTooLarge, build_loader, prepare_tokenizer
 from keypilot.train.distributed import (
     DistInfo,
-    ShardedBatchSampler,
     all_gather_objects,
     all_reduce_sum,
     barrier,
@@ -178,7 +178,7 @@ def train_epoch(model: nn.Module, criterion: nn.Module, loader: DataLoader, opti
 
         if state.step % cfg.log_every == 0 and interval_steps:  # (an interval of only skipped steps logs nothing)
             values = reduce_means(interval_losses, interval_steps, ctx.dist, ctx.device)
-            samples = all_reduce_sum(torch.tensor(float(interval_samples)), ctx.dist).item()
+            samples = all_reduce_sum(torch.tensor(float(interval_samples), device=ctx.device), ctx.dist).item()
             values["lr"] = scheduler.get_last_lr()[0]
             values["samples_per_s"] = samples / max(time.perf_counter() - interval_start, 1e-9)
             ctx.log.train(state.step, state.epoch, values)
@@ -285,52 +285,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also every CUDA device
-
-
-def prepare_tokenizer(data_dir: Path, run_dir: Path, vocab_size: int, info: DistInfo, keep_existing: bool):
-    """RUN/tokenizer.json: the data set's own when it has one, else trained on its train split.
-
-    Rank 0 writes it; the other ranks wait at a barrier and load it.
-    """
-    from keypilot.tokenizer import KeyPilotTokenizer, train_tokenizer
-
-    target = run_dir / "tokenizer.json"
-    if info.is_main and not (keep_existing and target.exists()):
-        supplied = data_dir / "tokenizer.json"
-        if supplied.exists():
-            atomic_write_text(target, supplied.read_text(encoding="utf-8"))
-        else:
-            logger.info(f"training a tokenizer (vocab {vocab_size}) on {data_dir / 'train.jsonl'}")
-            partial = run_dir / f".tokenizer.json.{int(time.time())}.training.json"
-            try:
-                train_tokenizer(data_dir / "train.jsonl", partial, vocab_size=vocab_size)
-                partial.replace(target)
-            finally:
-                partial.unlink(missing_ok=True)
-    barrier(info)
-    tokenizer = KeyPilotTokenizer.from_file(target)
-    if tokenizer.vocab_size > vocab_size:
-        raise TrainError(f"{target} has {tokenizer.vocab_size} tokens but model.vocab_size is {vocab_size}: "
-                         "raise model.vocab_size in the config or use a smaller tokenizer")
-    return tokenizer
-
-
-def build_loader(records: list, tokenizer: Any, config: dict, cfg: TrainingConfig, sampler: ShardedBatchSampler,
-                 device: torch.device) -> DataLoader:
-    from keypilot.data.dataset import KeyPilotDataset, collate
-
-    model_cfg = config["model"]
-    dataset = KeyPilotDataset(records, tokenizer, image_height=model_cfg["image_height"],
-                              image_width=model_cfg["image_width"], max_context_tokens=model_cfg["max_context_tokens"],
-                              max_target_tokens=model_cfg["max_target_tokens"])
-    workers = cfg.num_workers
-    return DataLoader(
-        dataset, batch_sampler=sampler, collate_fn=collate, num_workers=workers,
-        pin_memory=device.type == "cuda", persistent_workers=workers > 0, prefetch_factor=4 if workers else None,
-        # Worker seeds come from this generator, not from the global torch RNG: creating an
-        # iterator then leaves the dropout stream untouched, which exact resume relies on.
-        generator=torch.Generator().manual_seed(cfg.seed),
-    )
 
 
 def train(config: dict, data_dir: str | Path, out: str | Path, *, resume: bool = False, skip_bad: bool = False,
@@ -446,7 +400,7 @@ def train_from_args(args: Any) -> int:
                 config["training"][name] = getattr(args, name)
         parse_config(config)  # the overrides obey the same schema
         train(config, args.data, args.out, resume=args.resume, skip_bad=args.skip_bad, device=args.device)
-    except (TrainError, DataFormatError, ConfigError) as err:
+    except (TrainError, TokenizerTooLarge, DataFormatError, ConfigError) as err:
         print(f"keypilot train: {err}", file=sys.stderr)
         return 1
     return 0

@@ -1,0 +1,130 @@
+"""How a run gets its batches: the tokenizer, a seeded resumable sampler sharded by rank, the loaders."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from keypilot.config import TrainingConfig
+from keypilot.train.checkpoint import atomic_write_text
+from keypilot.train.distributed import DistInfo, barrier
+
+if TYPE_CHECKING:
+    from keypilot.tokenizer import KeyPilotTokenizer
+
+logger = logging.getLogger("keypilot.train")
+
+
+class TokenizerTooLarge(ValueError):
+    """The tokenizer has more tokens than the model's output layer."""
+
+
+def prepare_tokenizer(data_dir: Path, run_dir: Path, vocab_size: int, info: DistInfo,
+                      keep_existing: bool) -> KeyPilotTokenizer:
+    """RUN/tokenizer.json: the data set's own when it has one, else trained on its train split.
+
+    Rank 0 writes it; the other ranks wait at a barrier and load it.
+    """
+    from keypilot.tokenizer import KeyPilotTokenizer, train_tokenizer
+
+    target = run_dir / "tokenizer.json"
+    if info.is_main and not (keep_existing and target.exists()):
+        supplied = data_dir / "tokenizer.json"
+        if supplied.exists():
+            atomic_write_text(target, supplied.read_text(encoding="utf-8"))
+        else:
+            logger.info(f"training a tokenizer (vocab {vocab_size}) on {data_dir / 'train.jsonl'}")
+            partial = run_dir / f".tokenizer.json.{int(time.time())}.training.json"
+            try:
+                train_tokenizer(data_dir / "train.jsonl", partial, vocab_size=vocab_size)
+                partial.replace(target)
+            finally:
+                partial.unlink(missing_ok=True)
+    barrier(info)
+    tokenizer = KeyPilotTokenizer.from_file(target)
+    if tokenizer.vocab_size > vocab_size:
+        raise TokenizerTooLarge(f"{target} has {tokenizer.vocab_size} tokens but model.vocab_size is {vocab_size}: "
+                         "raise model.vocab_size in the config or use a smaller tokenizer")
+    return tokenizer
+
+
+def build_loader(records: list, tokenizer: KeyPilotTokenizer, config: dict, cfg: TrainingConfig, sampler: ShardedBatchSampler,
+                 device: torch.device) -> DataLoader:
+    from keypilot.data.dataset import KeyPilotDataset, collate
+
+    model_cfg = config["model"]
+    dataset = KeyPilotDataset(records, tokenizer, image_height=model_cfg["image_height"],
+                              image_width=model_cfg["image_width"], max_context_tokens=model_cfg["max_context_tokens"],
+                              max_target_tokens=model_cfg["max_target_tokens"])
+    workers = cfg.num_workers
+    return DataLoader(
+        dataset, batch_sampler=sampler, collate_fn=collate, num_workers=workers,
+        pin_memory=device.type == "cuda", persistent_workers=workers > 0, prefetch_factor=4 if workers else None,
+        # Worker seeds come from this generator, not from the global torch RNG: creating an
+        # iterator then leaves the dropout stream untouched, which exact resume relies on.
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
+
+
+class ShardedBatchSampler(Sampler[list[int]]):
+    """Batches of a seeded per-epoch order, sharded by rank, able to start mid-epoch.
+
+    The order of epoch ``e`` is ``randperm(n)`` from a generator seeded with ``seed + e``
+    (identity when ``shuffle`` is off), so it is the same on every rank and after a restart.
+    Training pads the order by wrapping around so every rank gets the same number of
+    batches (DDP needs that); evaluation (``pad=False``) sees each sample exactly once.
+    ``set_epoch(e, start_batch)`` skips batches already consumed by index arithmetic alone,
+    without loading any sample.
+    """
+
+    def __init__(self, num_samples: int, batch_size: int, *, seed: int = 0, shuffle: bool = True,
+                 pad: bool = True, rank: int = 0, world_size: int = 1) -> None:
+        if num_samples <= 0:
+            raise ValueError("cannot sample from an empty data set")
+        self.num_samples = num_samples
+        self.batch_size = batch_size
+        self.seed = seed
+        self.shuffle = shuffle
+        self.pad = pad
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+        self.start_batch = 0
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.epoch = epoch
+        self.start_batch = start_batch
+
+    def shard(self) -> list[int]:
+        """This rank's sample indices for the current epoch, in order."""
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.num_samples, generator=generator).tolist()
+        else:
+            order = list(range(self.num_samples))
+        if self.pad:
+            total = -(-self.num_samples // self.world_size) * self.world_size
+            order = (order * (-(-total // len(order))))[:total]
+        return order[self.rank :: self.world_size]
+
+    @property
+    def batches_per_epoch(self) -> int:
+        if self.pad:
+            per_rank = -(-self.num_samples // self.world_size)
+        else:
+            per_rank = len(range(self.rank, self.num_samples, self.world_size))
+        return -(-per_rank // self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        shard = self.shard()
+        for start in range(self.start_batch * self.batch_size, len(shard), self.batch_size):
+            yield shard[start : start + self.batch_size]
+
+    def __len__(self) -> int:
+        return max(0, self.batches_per_epoch - self.start_batch)
