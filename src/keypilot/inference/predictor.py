@@ -280,7 +280,7 @@ class Predictor:
         tasks = [TASKS[int(np.argmax(task_probs[r]))] for r in rows]
         empty = [r for r in rows if is_empty_field(texts[r])]
         # Wider than the list so that masking, duplicates and the language check still leave enough.
-        width, count = self.num_candidates + 3, self.num_candidates
+        width, count = 2 * self.num_candidates, self.num_candidates
         suggestions = self._candidates(out, "suggestion", layouts, empty, 1, self.beam_width)
         wants_correction = [r for r in rows if full or (tasks[r] == "error_correction" and r not in empty)]
         wants_completion = [r for r in rows if full or (r not in wants_correction and not suggestions.get(r))]
@@ -369,7 +369,7 @@ class Predictor:
                                      torch.tensor([LAYOUT_INDEX[prev_layout]]), router.hysteresis_bias, router.switch_threshold)
         return LAYOUTS[int(chosen)]
 
-    def measure_latency(self, image: ImageInput, text: str, repeats: int = 5) -> dict[str, float]:
+    def measure_latency(self, image: ImageInput, text: str, repeats: int = 3) -> dict[str, float]:
         """Median batch-1 times in ms: a new screen (``screen``) and a keystroke on a cached one."""
         screens, keystrokes = [], []
         for _ in range(repeats):
@@ -382,7 +382,7 @@ class Predictor:
 def format_prediction(prediction: Prediction) -> str:
     """A person's view of one prediction (``keypilot predict`` without ``--json``)."""
     def cands(items: list[Candidate]) -> str:
-        return ", ".join(f"{c.text} ({c.prob:.2f})" for c in items) or "(none)"
+        return ", ".join(f"{c.text} ({c.prob:.2g})" for c in items) or "(none)"
 
     p = prediction
     lines = [
