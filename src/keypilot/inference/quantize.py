@@ -3,11 +3,12 @@
 Two methods, one per kind of graph (see ``docs/export.md``):
 
 - the screen encoder is convolutional, and ``quantize_dynamic`` would turn its convolutions
-  into ``ConvInteger`` (3-7x slower than FP32 on CPU), so it is quantized *statically*: QDQ,
-  per-channel weights, activation ranges calibrated on real rendered screenshots that are
-  letterboxed exactly as the predictor letterboxes them;
-- the keystroke and decode-step graphs are linear layers, attention and embedding tables:
-  ``quantize_dynamic`` (int8 weights, activation scales computed per call) needs no
+  into ``ConvInteger`` (3-7x slower than FP32 on CPU), so its convolutions are quantized
+  *statically*: QDQ, per-channel weights, activation ranges calibrated on real rendered
+  screenshots letterboxed exactly as the predictor letterboxes them. Its MobileViT attention
+  and linear layers (``MatMul``) then get dynamic INT8 like the rest;
+- the keystroke, expert and decode-head graphs are linear layers, attention and embedding
+  tables: ``quantize_dynamic`` (int8 weights, activation scales computed per call) needs no
   calibration and shrinks the embedding and vocabulary matrices that dominate the file size.
 
 Torch-free: only onnx, onnxruntime and numpy.
@@ -34,9 +35,8 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-# Ops of the screen encoder that are quantized statically. MatMul and Softmax of the
-# MobileViT attention stay FP32: quantizing activation x activation products added
-# Q/DQ pairs around every attention and was slower than FP32 on AVX2 (see docs/export.md).
+# Ops of the screen encoder that are quantized statically. Static QDQ MatMul put Q/DQ pairs
+# around every attention product and was slower than FP32 on AVX2 (docs/export.md).
 STATIC_OP_TYPES: tuple[str, ...] = ("Conv",)
 # Gather quantizes the embedding tables (token, position, user), the bulk of the bytes.
 DYNAMIC_OP_TYPES: tuple[str, ...] = ("MatMul", "Gather")
@@ -55,7 +55,15 @@ class ScreenCalibrationReader(CalibrationDataReader):
 
 
 def quantize_screen_encoder(fp32_path: Path, int8_path: Path, calibration: Iterable[np.ndarray]) -> None:
-    """Static QDQ INT8 of the screen encoder, calibrated on ``calibration`` (``[3, H, W]`` arrays)."""
+    """INT8 screen encoder: static QDQ convolutions calibrated on ``calibration`` (``[3, H, W]``
+    arrays), then dynamic INT8 for the MobileViT attention and linear layers (``MatMul``)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        static = Path(tmp) / "static.onnx"
+        _quantize_convolutions(fp32_path, static, calibration)
+        _quantize_dynamic(static, int8_path, op_types=("MatMul",))
+
+
+def _quantize_convolutions(fp32_path: Path, int8_path: Path, calibration: Iterable[np.ndarray]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         # Shape inference and graph cleanup first, as ORT recommends before static quantization:
         # it folds constants so that BatchNorm is already merged into the convolutions.
@@ -117,27 +125,17 @@ def quantize_linear_graph(fp32_path: Path, int8_path: Path) -> None:
         _quantize_dynamic(rewritten, int8_path)
 
 
-def _quantize_dynamic(fp32_path: Path, int8_path: Path) -> None:
+def _quantize_dynamic(fp32_path: Path, int8_path: Path, op_types: tuple[str, ...] = DYNAMIC_OP_TYPES) -> None:
     # quantize_dynamic logs a root-logger warning recommending pre-processing, which only
     # static quantization needs.
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)
     try:
-        _run_quantize_dynamic(fp32_path, int8_path)
+        quantize_dynamic(str(fp32_path), str(int8_path), op_types_to_quantize=list(op_types), per_channel=False,
+                         reduce_range=False, weight_type=QuantType.QInt8)
     finally:
         root.setLevel(level)
-
-
-def _run_quantize_dynamic(fp32_path: Path, int8_path: Path) -> None:
-    quantize_dynamic(
-        str(fp32_path),
-        str(int8_path),
-        op_types_to_quantize=list(DYNAMIC_OP_TYPES),
-        per_channel=False,
-        reduce_range=False,
-        weight_type=QuantType.QInt8,
-    )
 
 
 def file_mb(path: str | os.PathLike) -> float:
