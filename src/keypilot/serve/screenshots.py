@@ -3,7 +3,8 @@
 ``python -m keypilot.serve.screenshots --run runs/demo --data runs/demo-data --out docs/img``
 serves the run on a free loopback port, finds through the API a sample screen for each
 state (a correction in the strip, a completion, a suggestion on an empty field, a layout
-switch), then opens that sample in the page and saves a PNG per state.
+switch), then opens that sample in the page and saves a PNG per state, plus one of the
+pinyin keyboard chosen by hand with a pinyin buffer typed.
 """
 
 from __future__ import annotations
@@ -89,15 +90,30 @@ def take(url: str, found: dict[str, str], out: Path) -> list[Path]:
         page.wait_for_selector(".sample")
         for state, sample_id in found.items():
             page.click(f".sample[data-id='{sample_id}']")
-            page.wait_for_function(
-                "() => keypilot.state.answeredText === document.getElementById('field').value", timeout=60_000
-            )
-            page.wait_for_timeout(300)  # the layout-switch animation
+            _wait_answered(page)
             path = out / f"serve-{state}.png"
             page.screenshot(path=str(path))
             written.append(path)
+        # The pinyin keyboard, chosen with the layout key, with a pinyin buffer being typed.
+        page.click(".sample >> nth=0")
+        _wait_answered(page)
+        layout = page.get_attribute("#keyboard", "data-layout")
+        if layout not in ("EN", "ZH"):  # only the EN keyboard has the 中 key
+            page.locator(".key[data-act='layout:EN']").dispatch_event("pointerdown")
+        if layout != "ZH":
+            page.locator(".key[data-act='layout:ZH']").dispatch_event("pointerdown")
+        page.fill("#field", "我们明天jian")
+        _wait_answered(page)
+        path = out / "serve-pinyin.png"
+        page.screenshot(path=str(path))
+        written.append(path)
         browser.close()
     return written
+
+
+def _wait_answered(page) -> None:
+    page.wait_for_function("() => keypilot.state.answeredText === document.getElementById('field').value", timeout=60_000)
+    page.wait_for_timeout(300)  # the layout-switch animation
 
 
 def main(argv: list[str] | None = None) -> int:
