@@ -37,6 +37,7 @@ PHRASES = (
 class ClientStats:
     latencies_ms: list[float] = field(default_factory=list)
     uploads: int = 0
+    screen_misses: int = 0  # answers whose screen had to be encoded
     errors: int = 0
     error_samples: list[str] = field(default_factory=list)
 
@@ -91,7 +92,9 @@ def _client(url: str, client_id: int, deadline: float, stats: ClientStats) -> No
                 stats.latencies_ms.append(elapsed)
                 if files is not None:
                     stats.uploads += 1
-                screen_id = response.json()["screen_id"]
+                answer = response.json()
+                stats.screen_misses += not answer["screen_cached"]
+                screen_id = answer["screen_id"]
 
 
 def run_load(url: str, clients: int, seconds: float) -> dict[str, float]:
@@ -117,6 +120,7 @@ def run_load(url: str, clients: int, seconds: float) -> dict[str, float]:
         "seconds": round(wall, 2),
         "requests": len(latencies),
         "uploads": sum(s.uploads for s in all_stats),
+        "screen_encodes": sum(s.screen_misses for s in all_stats),
         "errors": errors,
         "throughput_rps": round(len(latencies) / wall, 2),
         "p50_ms": round(_percentile(latencies, 50), 1),
