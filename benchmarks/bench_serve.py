@@ -21,11 +21,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--backend", choices=("torch", "onnx"), default="torch")
     parser.add_argument("--threads", type=int, default=None, help="the server's model intra-op threads")
+    parser.add_argument("--int8", action="store_true", help="with --backend onnx: the export's INT8 graphs")
     args = parser.parse_args(argv)
     if not (args.run / "config.yaml").is_file():
         print(f"bench_serve: no trained run at {args.run} (run `make demo` first); skipped")
         return 0
-    figures = bench_serve(args.run, clients=args.clients, seconds=args.seconds, backend=args.backend, threads=args.threads)
+    figures = bench_serve(args.run, clients=args.clients, seconds=args.seconds, backend=args.backend, threads=args.threads, int8=args.int8)
     print(f"serve load test, {args.backend} backend, run {args.run}")
     for key, value in figures.items():
         print(f"  {key:>15}: {value}")

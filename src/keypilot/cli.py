@@ -57,7 +57,7 @@ def _serve(args: argparse.Namespace) -> int:
     from keypilot.serve.app import serve
 
     return serve(args.run, host=args.host, port=args.port, backend=args.backend, samples_dir=args.samples,
-                 access_log=not args.no_access_log, threads=args.threads)
+                 access_log=not args.no_access_log, threads=args.threads, int8=args.int8)
 
 
 def _bench_train(args: argparse.Namespace) -> int:
@@ -70,7 +70,7 @@ def _bench_serve(args: argparse.Namespace) -> int:
     from keypilot.serve.loadtest import bench_serve
 
     figures = bench_serve(args.run, clients=args.clients, seconds=args.seconds, url=args.url, backend=args.backend,
-                          threads=args.threads)
+                          threads=args.threads, int8=args.int8)
     for key, value in figures.items():
         print(f"{key:>15}: {value}")
     return 1 if figures["errors"] else 0
@@ -179,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=Path, default=None, help="data set folder whose screens the page offers")
     p.add_argument("--no-access-log", action="store_true", help="do not log each request")
     p.add_argument("--threads", type=int, default=None, help="model intra-op threads (default: the backend's)")
+    p.add_argument("--int8", action="store_true", help="with --backend onnx: the export's INT8 graphs")
     p.set_defaults(func=_serve)
 
     bench = sub.add_parser("bench", help="speed measurements").add_subparsers(dest="bench_command", required=True)
@@ -195,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch")
     p.add_argument("--threads", type=int, default=None, help="the server's model intra-op threads")
+    p.add_argument("--int8", action="store_true", help="with --backend onnx: the export's INT8 graphs")
     p.set_defaults(func=_bench_serve)
     p = bench.add_parser("infer", help="per-stage inference latency, model size and peak RSS (torch / ONNX / ONNX INT8)")
     src = p.add_mutually_exclusive_group(required=True)

@@ -342,12 +342,14 @@ def serve(
     samples_dir: Path | None = None,
     access_log: bool = True,
     threads: int | None = None,
+    int8: bool = False,
 ) -> int:
     """Load the run's predictor and serve until interrupted (``keypilot serve``).
 
     Without ``samples_dir`` the page offers the screens of ``RUN-data`` beside the run when
     that folder exists (where ``keypilot demo`` puts its data set). ``threads``: intra-op
-    threads of the model (model calls are serialized, so more threads only help one call).
+    threads of the model (model calls are serialized, so more threads only help one call);
+    ``int8``: the export's INT8 graphs (ONNX backend).
     """
     import uvicorn
 
@@ -358,7 +360,7 @@ def serve(
         export_dir = run if (run / MANIFEST_FILE).is_file() else run / "export"
         if not (export_dir / MANIFEST_FILE).is_file():
             raise SystemExit(f"no ONNX export at {run} or {run / 'export'}: export the run first")
-        predictor: Predictor = OnnxPredictor.from_pretrained(export_dir, threads=threads or 1)
+        predictor: Predictor = OnnxPredictor.from_pretrained(export_dir, threads=threads or 1, int8=int8)
     else:
         import torch
 

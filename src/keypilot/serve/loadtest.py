@@ -167,6 +167,7 @@ def bench_serve(
     url: str | None = None,
     backend: str = "torch",
     threads: int | None = None,
+    int8: bool = False,
 ) -> dict[str, float]:
     """Start ``keypilot serve --run RUN`` on a free loopback port (or use ``url``) and load it."""
     if url is not None:
@@ -178,6 +179,8 @@ def bench_serve(
     command = [sys.executable, "-m", "keypilot", "serve", "--run", str(run), "--port", str(port), "--backend", backend, "--no-access-log"]
     if threads:
         command += ["--threads", str(threads)]
+    if int8:
+        command.append("--int8")
     # The server's log goes to a file: an unread pipe would fill up and stall the server.
     with tempfile.NamedTemporaryFile("w+b", suffix=".log") as log, subprocess.Popen(command, stdout=log, stderr=log) as process:
         try:
