@@ -20,12 +20,10 @@ CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
     pytest.skip("Debian chromium is not installed (/usr/bin/chromium); `make browser-deps` installs it as root", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
-uvicorn = pytest.importorskip("uvicorn")
 
 from test_serve import make_tiny_run, one_torch_thread  # noqa: E402,F401 (a fixture)
 
-from keypilot.serve.app import create_app  # noqa: E402
-from keypilot.serve.loadtest import free_port  # noqa: E402
+from keypilot.serve.live import serving  # noqa: E402
 from keypilot.serve.screenshots import CHROMIUM_ARGS  # noqa: E402
 
 pytestmark = pytest.mark.browser
@@ -37,21 +35,9 @@ KEY_LABELS = {  # one key every drawing of that layout has
 
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory: pytest.TempPathFactory, one_torch_thread: None) -> Iterator[str]:
-    from keypilot.inference.predictor import Predictor
-
     run, data = make_tiny_run(tmp_path_factory.getbasetemp() / "serve-tiny")
-    port = free_port()
-    config = uvicorn.Config(create_app(Predictor.from_pretrained(run), samples_dir=data), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(run, data) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -276,3 +276,37 @@ def test_concurrent_requests_match_sequential_answers(client: TestClient) -> Non
         return {key: value for key, value in answer.items() if key not in ("timing_ms", "screen_cached")}
 
     assert [stable(a) for a in concurrent] == [stable(a) for a in sequential]
+
+
+def test_samples_pick_every_group_and_skip_bad_lines(tmp_path: Path) -> None:
+    from keypilot.serve.samples import load_samples
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "a.png").write_bytes(SCREEN)
+    good = {"image": "images/a.png", "context": "", "target": "x"}
+    lines = [json.dumps({**good, "id": f"en-{i}", "task": "auto_completion", "layout": "EN"}) for i in range(5)]
+    lines += [
+        json.dumps({**good, "id": "num-0", "task": "suggestion", "layout": "NUM", "prev_layout": "EN"}),
+        "{broken",
+        "[1]",
+        json.dumps({**good, "id": "no-image", "image": "images/missing.png", "task": "suggestion", "layout": "EN"}),
+        json.dumps({**good, "id": "a/b", "task": "suggestion", "layout": "EN"}),
+        json.dumps({**good, "id": "bad-layout", "task": "suggestion", "layout": "QWERTY"}),
+    ]
+    (tmp_path / "test.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    picked = load_samples(tmp_path, limit=3)
+    assert list(picked) == ["en-0", "num-0", "en-1"]  # groups in turn, not the first three lines
+    assert set(load_samples(tmp_path)) == {f"en-{i}" for i in range(5)} | {"num-0"}
+
+
+def test_load_test_end_to_end(tiny_run: tuple[Path, Path], one_torch_thread: None) -> None:
+    from keypilot.serve.loadtest import run_load
+    from keypilot.serve.live import serving
+
+    with pytest.raises(ValueError, match="loopback"):
+        run_load("http://192.0.2.1:8000", clients=1, seconds=0.1)
+    with serving(*tiny_run) as url:
+        figures = run_load(url, clients=2, seconds=2.0)
+    assert figures["errors"] == 0 and figures["requests"] >= 2
+    assert figures["uploads"] == 2  # then screen_id only
+    assert figures["p50_ms"] <= figures["p95_ms"]

@@ -23,6 +23,8 @@ from urllib.parse import urlparse
 import httpx
 from PIL import Image, ImageDraw
 
+from keypilot.serve.live import free_port
+
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 PHRASES = (
     "see you tomorrow at the station",
@@ -135,14 +137,6 @@ def _percentile(sorted_values: list[float], q: float) -> float:
         return float("nan")
     index = min(len(sorted_values) - 1, max(0, round(q / 100 * len(sorted_values) + 0.5) - 1))
     return sorted_values[index]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float = 180.0) -> None:

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
-from keypilot.serve.loadtest import free_port
+from keypilot.serve.live import serving
 
 CHROMIUM = "/usr/bin/chromium"
 # Without the background-networking flags Chromium keeps calling home on a closed network.
@@ -36,29 +33,6 @@ STATES: dict[str, Check] = {
 }
 # Which sample labels to try first for each state; any sample is tried after them.
 PREFERRED_TASK = {"correction": "error_correction", "completion": "auto_completion", "suggestion": "suggestion"}
-
-
-@contextmanager
-def serving(run: Path, data: Path) -> Iterator[str]:
-    import uvicorn
-
-    from keypilot.inference.predictor import Predictor
-    from keypilot.serve.app import create_app
-
-    port = free_port()
-    app = create_app(Predictor.from_pretrained(run), samples_dir=data)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError("the server did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def find_samples(url: str) -> dict[str, str]:

@@ -1,0 +1,41 @@
+"""A live server on a free loopback port, in this process: for tests, screenshots and load tests."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def serving(run: Path, data: Path | None = None) -> Iterator[str]:
+    """Serve ``run`` (torch backend, ``data`` as the demo samples) and yield its base URL."""
+    import uvicorn
+
+    from keypilot.inference.predictor import Predictor
+    from keypilot.serve.app import create_app
+
+    port = free_port()
+    app = create_app(Predictor.from_pretrained(run), samples_dir=data)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
