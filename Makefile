@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 
 # Debian's Chromium for the browser test (root only; skipped quietly otherwise).
 browser-deps:
-	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = "0" ]; then \
+	@if { [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; } && [ "$$(id -u)" = "0" ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji fonts-noto-cjk >/dev/null; \
 	fi
 
