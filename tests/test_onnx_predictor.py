@@ -131,3 +131,16 @@ def test_no_torch_on_the_onnx_path(tiny_export: tuple[Path, Path, Path]) -> None
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report == {"torch": False, "same_class": True, "layout": report["layout"]}
+
+
+def test_bench_worker_measures_its_own_process(tiny_export: tuple[Path, Path, Path]) -> None:
+    from keypilot.inference.bench import STAGES, format_table, run_worker, summarize
+
+    _, data, export = tiny_export
+    screens = sorted({r.image for r in _records(data, 4)})[:2]
+    raw = run_worker("onnx-int8", export, screens, threads=1, repeats=1)
+    assert raw["torch_imported"] is False
+    assert 0 < raw["peak_rss_mb"] < 1000  # the worker's own, not this torch-holding process's
+    figures = summarize(raw, files_mb=1.0, params=123)
+    assert all(figures[f"{stage}_ms_p50"] > 0 for stage in STAGES)
+    assert "onnx-int8" in format_table([figures], "test machine")
