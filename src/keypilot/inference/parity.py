@@ -150,6 +150,7 @@ def print_parity(report: dict[str, Any]) -> None:
 def quantization_accuracy(export_dir: Path, data: Path, limit: int | None = None) -> dict[str, dict[str, Any]]:
     """Layout accuracy and top-1/top-5 of FP32 vs INT8 ONNX on a test split (the evaluation's metrics)."""
     from keypilot.data.format import read_records
+    from keypilot.evaluation.evaluate import prediction_row
     from keypilot.evaluation.metrics import score_predictions
 
     data = Path(data)
@@ -158,8 +159,8 @@ def quantization_accuracy(export_dir: Path, data: Path, limit: int | None = None
     out = {}
     for name, int8 in (("fp32", False), ("int8", True)):
         predictor = OnnxPredictor.from_pretrained(export_dir, int8=int8)
-        predictions = [predictor.predict(r.image, r.context, prev_layout=r.prev_layout or "EN", user_id=r.user_id).to_dict()
-                       for r in records]
+        predictions = [prediction_row(r.id, predictor.predict(r.image, r.context, prev_layout=r.prev_layout or "EN",
+                                                              user_id=r.user_id)) for r in records]
         scores = score_predictions(records, predictions)
         out[name] = {"n": scores["n"], "layout_accuracy": scores.get("layout_accuracy"),
                      "top1": scores.get("candidates", {}).get("top1"), "top5": scores.get("candidates", {}).get("top5")}
