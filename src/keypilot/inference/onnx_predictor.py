@@ -158,20 +158,23 @@ class OnnxPredictor:
     # ------------------------------------------------------------------ prediction
 
     def predict(self, image: ImageInput, text: str, prev_layout: str = "EN", user_id: int | None = None,
-                layout: str | None = None) -> Prediction:
-        """Answer one keystroke, as ``Predictor.predict`` does."""
+                layout: str | None = None, full: bool = True) -> Prediction:
+        """Answer one keystroke, as ``Predictor.predict`` does. ``layout`` pins the layout;
+        ``full=False`` decodes only the list the strip shows (the others come back empty)."""
         started = time.perf_counter()
         screen, cached = self.screen(image)
         screen_ms = 0.0 if cached else 1000 * (time.perf_counter() - started)
         keystroke_start = time.perf_counter()
         state = self.encode_keystroke(screen, text, prev_layout, user_id, layout)
-        width = 2 * self.num_candidates  # as the torch predictor: room for masking, duplicates, language checks
-        corrections = self.decode(state, "error_correction", width, self.num_candidates)
-        completions = self.decode(state, "auto_completion", width, self.num_candidates)
-        suggestion = None
-        if is_empty_field(text):
-            suggestion = (self.decode(state, "suggestion", self.beam_width, 1) or [None])[0]
         task = TASKS[int(np.argmax(state.task_probs))]
+        empty = is_empty_field(text)
+        suggestion = (self.decode(state, "suggestion", self.beam_width, 1) or [None])[0] if empty else None
+        # The torch predictor's rule: both lists when ``full``, else the one the strip needs.
+        wants_correction = full or (task == "error_correction" and not empty)
+        wants_completion = full or (not wants_correction and suggestion is None)
+        width = 2 * self.num_candidates  # room for masking, duplicates and the language check
+        corrections = self.decode(state, "error_correction", width, self.num_candidates) if wants_correction else []
+        completions = self.decode(state, "auto_completion", width, self.num_candidates) if wants_completion else []
         shown, kind = strip_for(task, text, corrections, completions, suggestion)
         keystroke_ms = 1000 * (time.perf_counter() - keystroke_start)
         return Prediction(
