@@ -1,7 +1,7 @@
 """Records -> model tensors: the torch ``Dataset``, its ``collate`` and the shared transforms.
 
-``letterbox`` and ``encode_context`` are also what the predictor uses at inference, so the
-model sees screenshots and contexts prepared exactly as in training.
+The screenshot and context transforms are ``keypilot.inference.preprocess``'s, the ones both
+predictors use at inference, so the model sees inputs prepared exactly as in training.
 """
 
 from __future__ import annotations
@@ -14,34 +14,11 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from keypilot.data.format import Record
+from keypilot.inference.preprocess import context_tokens, letterbox
 from keypilot.labels import LAYOUT_INDEX, ROI_KEYS, TASK_INDEX, lang_of
 from keypilot.tokenizer import KeyPilotTokenizer
 
 IGNORE_INDEX = -100  # target padding, skipped by cross-entropy
-
-
-def letterbox(image: Image.Image, height: int, width: int) -> tuple[np.ndarray, float, tuple[int, int]]:
-    """Fit ``image`` inside ``height`` x ``width`` keeping its aspect ratio, centred on black.
-
-    Returns the RGB array ``[3, height, width]`` float32 in [0, 1], the scale applied to the
-    original pixels and the ``(pad_x, pad_y)`` offset of the resized image: a point ``(x, y)``
-    of the original lands at ``(x * scale + pad_x, y * scale + pad_y)``.
-    """
-    # No JPEG draft (reduced-scale) decoding: it would be faster but would make training
-    # pixels differ from the predictor's, which letterboxes already-decoded images.
-    image = image.convert("RGB")
-    src_w, src_h = image.size
-    scale = min(height / src_h, width / src_w)
-    new_w = max(1, min(width, round(src_w * scale)))
-    new_h = max(1, min(height, round(src_h * scale)))
-    if (new_w, new_h) != (src_w, src_h):
-        # reducing_gap: shrink by an integer factor first (fast), then filter the rest.
-        image = image.resize((new_w, new_h), Image.Resampling.BILINEAR, reducing_gap=2.0)
-    pad_x, pad_y = (width - new_w) // 2, (height - new_h) // 2
-    canvas = np.zeros((height, width, 3), dtype=np.uint8)
-    canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = np.asarray(image)
-    array = canvas.transpose(2, 0, 1).astype(np.float32) / 255.0
-    return array, scale, (pad_x, pad_y)
 
 
 def letterbox_boxes(
@@ -72,12 +49,8 @@ def letterbox_boxes(
 
 
 def context_ids(tokenizer: KeyPilotTokenizer, token_ids: list[int], max_len: int) -> tuple[list[int], list[int]]:
-    """``[CLS]`` + the last ``max_len - 1`` of ``token_ids``, right-padded: (ids, mask), each
-    of length ``max_len``. The end of the field is kept: it is where the user is typing."""
-    if max_len < 1:
-        raise ValueError("max_len must be at least 1 (room for [CLS])")
-    kept = token_ids[len(token_ids) - (max_len - 1) :] if max_len > 1 else []
-    ids = [tokenizer.cls_id] + kept
+    """``preprocess.context_tokens`` right-padded for batching: (ids, mask), each of length ``max_len``."""
+    ids = context_tokens(tokenizer.cls_id, token_ids, max_len)
     pad = max_len - len(ids)
     return ids + [tokenizer.pad_id] * pad, [1] * len(ids) + [0] * pad
 

@@ -6,14 +6,13 @@ onnxruntime with ``tokenizers``, Pillow and numpy only: nothing on this module's
 imports torch (``tests/test_onnx_predictor.py`` checks it in a fresh interpreter).
 
 A keystroke on an unchanged screenshot does not re-encode it: the visual tokens are kept in
-a small LRU keyed by a hash of the pixels. ``encoder_runs`` counts the screen graph's runs.
+an LRU (``ScreenCache``) keyed by a hash of the pixels or the caller's id for them. ``encoder_runs`` counts the screen graph's runs.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,15 +28,22 @@ from keypilot.inference.postprocess import (
     is_empty_field,
     keep_candidates,
     language_bias,
+    lists_to_decode,
     strip_for,
 )
-from keypilot.inference.preprocess import ImageInput, context_ids, image_key, letterbox_array, to_pil
+from keypilot.inference.preprocess import (
+    SCREEN_CACHE_SIZE,
+    ImageInput,
+    ScreenCache,
+    context_ids,
+    letterbox_array,
+    to_pil,
+)
 from keypilot.labels import EXPERTS, LAYOUT_INDEX, LAYOUTS, TASKS
 from keypilot.tokenizer import KeyPilotTokenizer
 
 MANIFEST_FILE = "manifest.json"
 TOKENIZER_FILE = "tokenizer.json"
-SCREEN_CACHE_SIZE = 8
 
 
 def make_session(path: Path, threads: int = 1) -> ort.InferenceSession:
@@ -68,7 +74,8 @@ class KeystrokeState:
 class OnnxPredictor:
     """An exported model (``keypilot export``) answering keystrokes with onnxruntime."""
 
-    def __init__(self, export_dir: Path, threads: int = 1, int8: bool = False) -> None:
+    def __init__(self, export_dir: Path, threads: int = 1, int8: bool = False,
+                 cache_size: int = SCREEN_CACHE_SIZE) -> None:
         self.export_dir = Path(export_dir)
         self.manifest: dict[str, Any] = json.loads((self.export_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
         key = "int8_graphs" if int8 else "graphs"
@@ -84,27 +91,21 @@ class OnnxPredictor:
         self.vocab_size, self.d_model = mc["vocab_size"], mc["d_model"]
         self.eos_id = int(self.manifest["eos_id"])
         self.masks = language_bias(self.tokenizer, self.vocab_size, self.eos_id)
-        self._screens: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
+        self._screens: ScreenCache[dict[str, np.ndarray]] = ScreenCache(cache_size)
         self.encoder_runs = 0
 
     @classmethod
-    def from_pretrained(cls, export_dir: str | Path, threads: int = 1, int8: bool = False) -> OnnxPredictor:
-        """Load an export folder (``manifest.json``, graphs, ``tokenizer.json``); ``int8`` picks the INT8 graphs."""
-        return cls(Path(export_dir), threads=threads, int8=int8)
+    def from_pretrained(cls, export_dir: str | Path, threads: int = 1, int8: bool = False,
+                        cache_size: int = SCREEN_CACHE_SIZE) -> OnnxPredictor:
+        """Load an export folder (``manifest.json``, graphs, ``tokenizer.json``); ``int8`` picks the
+        INT8 graphs; ``cache_size`` encoded screens are kept (least recently used goes first)."""
+        return cls(Path(export_dir), threads=threads, int8=int8, cache_size=cache_size)
 
     # ------------------------------------------------------------------ stages
 
-    def screen(self, image: ImageInput) -> tuple[dict[str, np.ndarray], bool]:
-        """The visual tokens of a screenshot and whether they came from the cache."""
-        key = image_key(image)
-        if key in self._screens:
-            self._screens.move_to_end(key)
-            return self._screens[key], True
-        encoded = self.encode_screen(to_pil(image))
-        self._screens[key] = encoded
-        if len(self._screens) > SCREEN_CACHE_SIZE:
-            self._screens.popitem(last=False)
-        return encoded, False
+    def screen(self, image: ImageInput, screen_key: str | None = None) -> tuple[dict[str, np.ndarray], bool]:
+        """The visual tokens of a screenshot and whether they came from the cache (``ScreenCache.get``)."""
+        return self._screens.get(image, lambda uncached: self.encode_screen(to_pil(uncached)), screen_key)
 
     def encode_screen(self, image: Image.Image) -> dict[str, np.ndarray]:
         """Letterbox and run the screen graph (no cache): ``global_feat [1, d]``, ``roi_feats [1, 4, d]``."""
@@ -158,20 +159,19 @@ class OnnxPredictor:
     # ------------------------------------------------------------------ prediction
 
     def predict(self, image: ImageInput, text: str, prev_layout: str = "EN", user_id: int | None = None,
-                layout: str | None = None, full: bool = True) -> Prediction:
+                layout: str | None = None, full: bool = True, screen_key: str | None = None) -> Prediction:
         """Answer one keystroke, as ``Predictor.predict`` does. ``layout`` pins the layout;
-        ``full=False`` decodes only the list the strip shows (the others come back empty)."""
+        ``full=False`` decodes only the list the strip shows (the others come back empty);
+        ``screen_key`` names the screenshot for the cache instead of a hash of its pixels."""
         started = time.perf_counter()
-        screen, cached = self.screen(image)
+        screen, cached = self.screen(image, screen_key)
         screen_ms = 0.0 if cached else 1000 * (time.perf_counter() - started)
         keystroke_start = time.perf_counter()
         state = self.encode_keystroke(screen, text, prev_layout, user_id, layout)
         task = TASKS[int(np.argmax(state.task_probs))]
         empty = is_empty_field(text)
         suggestion = (self.decode(state, "suggestion", self.beam_width, 1) or [None])[0] if empty else None
-        # The torch predictor's rule: both lists when ``full``, else the one the strip needs.
-        wants_correction = full or (task == "error_correction" and not empty)
-        wants_completion = full or (not wants_correction and suggestion is None)
+        wants_correction, wants_completion = lists_to_decode(task, text, full, suggestion is not None)
         width = 2 * self.num_candidates  # room for masking, duplicates and the language check
         corrections = self.decode(state, "error_correction", width, self.num_candidates) if wants_correction else []
         completions = self.decode(state, "auto_completion", width, self.num_candidates) if wants_completion else []

@@ -1,11 +1,11 @@
 """Torch-free decoding and result assembly: beam search, candidate filtering, the strip.
 
-The rules are those of ``keypilot.inference.predictor`` (its module docstring says why):
-corrections and completions are beam-searched under the error-correction and
-auto-completion task embeddings, the suggestion only for an empty field; every candidate is
-in the shown layout's language; the strip follows method.md's priority. The ONNX predictor
-uses this module; the result types are the torch predictor's, field for field, so both
-backends serialize to the same JSON.
+The rules of ``keypilot.inference.predictor`` (its module docstring says why), kept here once
+for both backends: corrections and completions are beam-searched under the error-correction
+and auto-completion task embeddings, the suggestion only for an empty field; every candidate
+is in the shown layout's language; the strip follows method.md's priority. The torch and ONNX
+predictors share the result types, the language masks, the candidate filter and the strip,
+so both backends answer and serialize alike.
 """
 
 from __future__ import annotations
@@ -102,25 +102,41 @@ def token_classes(tokenizer: Any, vocab_size: int) -> list[str | None]:
     return classes
 
 
-def language_bias(tokenizer: Any, vocab_size: int, eos_id: int) -> dict[tuple[str, bool], np.ndarray]:
-    """Log-prob bias ``[V]`` float32 per (layout, phrase): 0 for a token a candidate may use
-    under that layout, -inf otherwise; ``eos_id`` is always allowed (it ends the candidate).
+def allowed_tokens(classes: Sequence[str | None], layout: str, phrase: bool) -> np.ndarray:
+    """Bool ``[V]``: the tokens a candidate may use under ``layout`` (a phrase when ``phrase``).
 
-    The rule is ``keypilot.inference.predictor.LanguageMasks``'s: a word uses tokens of the
-    layout's language only, a phrase may also hold spaces (and under EN/ZH symbols, digits
-    and emoji), and partial multi-byte tokens are allowed where such characters are expected.
+    A word (correction, completion) uses tokens of the layout's language only; a phrase
+    (suggestion) may also hold spaces, and under EN/ZH symbols, digits and emoji, since
+    ``lang_of`` still calls such text English or Chinese. Partial multi-byte tokens are
+    allowed where such characters are expected; the decoded candidate is checked with
+    ``lang_of`` afterwards in any case (``keep_candidates``).
     """
+    ok = {layout} | (PHRASE_EXTRA.get(layout, frozenset()) | {SPACE} if phrase else set())
+    if layout in MULTIBYTE_LAYOUTS:
+        ok.add(PARTIAL)
+    return np.fromiter((c in ok for c in classes), dtype=bool, count=len(classes))
+
+
+def language_bias(tokenizer: Any, vocab_size: int, eos_id: int) -> dict[tuple[str, bool], np.ndarray]:
+    """Log-prob bias ``[V]`` float32 per (layout, phrase): 0 for an ``allowed_tokens`` token,
+    -inf otherwise; ``eos_id`` is always allowed (it ends the candidate; the torch decoder
+    allows it the same way)."""
     classes = token_classes(tokenizer, vocab_size)
     biases = {}
     for layout in LAYOUTS:
         for phrase in (False, True):
-            ok = {layout} | (PHRASE_EXTRA.get(layout, frozenset()) | {SPACE} if phrase else set())
-            if layout in MULTIBYTE_LAYOUTS:
-                ok.add(PARTIAL)
-            allowed = np.fromiter((c in ok for c in classes), dtype=bool, count=len(classes))
+            allowed = allowed_tokens(classes, layout, phrase)
             allowed[eos_id] = True
             biases[layout, phrase] = np.where(allowed, 0.0, -np.inf).astype(np.float32)
     return biases
+
+
+def lists_to_decode(task: str, text: str, full: bool, has_suggestion: bool) -> tuple[bool, bool]:
+    """Whether to decode (corrections, completions): both when ``full``, else only the list
+    ``strip_for`` will show, so a keystroke pays for one beam search, not two."""
+    corrections = full or (task == "error_correction" and not is_empty_field(text))
+    completions = full or (not corrections and not has_suggestion)
+    return corrections, completions
 
 
 # A beam step: (previous tokens of each live beam [L][k], their scores [L]) ->

@@ -2,9 +2,9 @@
 
 What one call does, in order:
 
-1. The screenshot is letterboxed exactly as in training (``keypilot.data.dataset.letterbox``)
-   and encoded once: screens are cached by a hash of their pixels (small LRU), so typing on
-   an unchanged screen runs only the text side (``encode_keystroke``).
+1. The screenshot is letterboxed exactly as in training (``keypilot.inference.preprocess``)
+   and encoded once: screens are cached by a hash of their pixels or the caller's id for
+   them (an LRU), so typing on an unchanged screen runs only the text side (``encode_keystroke``).
 2. The context is tokenized as in training (``encode_context``); the model gives task,
    layout (hysteresis against ``prev_layout``: method.md) and expert probabilities.
 3. Candidates: corrections and completions are beam-searched with the decoder conditioned on
@@ -21,72 +21,30 @@ What one call does, in order:
 
 from __future__ import annotations
 
-import hashlib
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
-from keypilot.data.dataset import encode_context, letterbox
-from keypilot.labels import EXPERTS, LAYOUT_INDEX, LAYOUTS, TASK_INDEX, TASKS, lang_of
+from keypilot.data.dataset import encode_context
+from keypilot.inference.postprocess import (
+    Candidate,
+    Prediction,
+    allowed_tokens,
+    is_empty_field,
+    keep_candidates,
+    lists_to_decode,
+    strip_for,
+    token_classes,
+)
+from keypilot.inference.preprocess import SCREEN_CACHE_SIZE, ImageInput, ScreenCache, letterbox_array, to_pil
+from keypilot.labels import EXPERTS, LAYOUT_INDEX, LAYOUTS, TASK_INDEX, TASKS
 from keypilot.models.routers import apply_hysteresis
-
-STRIP_SIZE = 3  # candidates a phone keyboard shows above the keys
-SCREEN_CACHE_SIZE = 8
-ImageInput = str | Path | Image.Image | np.ndarray
-
-
-@dataclass
-class Candidate:
-    text: str
-    prob: float
-
-
-@dataclass
-class Prediction:
-    """One keystroke's answer; ``to_dict()`` is the contracts' "Predictor result"."""
-
-    task: str
-    task_probs: dict[str, float]
-    corrections: list[Candidate]
-    completions: list[Candidate]
-    suggestion: Candidate | None
-    layout: str
-    layout_raw: str
-    layout_probs: dict[str, float]
-    expert_probs: dict[str, float]
-    shown: list[str]
-    screen_cached: bool
-    timing_ms: dict[str, float]
-    # Which list the strip comes from: correction, suggestion or completion (not in the JSON;
-    # the keyboard needs it to know what tapping a candidate replaces).
-    shown_kind: str = field(default="completion")
-
-    def to_dict(self) -> dict[str, Any]:
-        def cand(c: Candidate) -> dict[str, Any]:
-            return {"text": c.text, "prob": c.prob}
-
-        return {
-            "task": self.task,
-            "task_probs": self.task_probs,
-            "corrections": [cand(c) for c in self.corrections],
-            "completions": [cand(c) for c in self.completions],
-            "suggestion": cand(self.suggestion) if self.suggestion else None,
-            "layout": self.layout,
-            "layout_raw": self.layout_raw,
-            "layout_probs": self.layout_probs,
-            "expert_probs": self.expert_probs,
-            "shown": self.shown,
-            "screen_cached": self.screen_cached,
-            "timing_ms": self.timing_ms,
-        }
 
 
 @dataclass
@@ -101,88 +59,23 @@ class BatchResult:
 
 
 class LanguageMasks:
-    """Which vocabulary tokens may appear in a candidate for each layout (Lang(y) = Lang(layout)).
-
-    A word (correction, completion) is made of tokens of the layout's own language. A phrase
-    (suggestion) may also carry punctuation, digits and emoji when the layout is EN or ZH,
-    since ``lang_of`` still calls such text English or Chinese. Tokens holding part of a
-    multi-byte character (they decode to U+FFFD) stay allowed where such characters are
-    expected; the decoded candidate is checked with ``lang_of`` afterwards in any case.
-    """
-
-    PHRASE_EXTRA: dict[str, tuple[str, ...]] = {"EN": ("SYM", "NUM", "EMOJI"), "ZH": ("SYM", "NUM", "EMOJI")}
-    MULTIBYTE: tuple[str, ...] = ("ZH", "SYM", "EMOJI")
+    """``postprocess.allowed_tokens`` per (layout, phrase) as bool tensors on the model's device,
+    for ``allowed_token_mask`` (Lang(candidate) = Lang(layout))."""
 
     def __init__(self, tokenizer: Any, vocab_size: int, device: torch.device) -> None:
-        kinds: list[str | None] = []
-        for token_id in range(vocab_size):
-            text = tokenizer.token(token_id) if token_id < tokenizer.vocab_size else None
-            if text is None:
-                kinds.append(None)  # special or unused id: never generated
-            elif "\ufffd" in text:
-                kinds.append("partial")
-            elif not text.strip():
-                kinds.append("space")
-            else:
-                kinds.append(lang_of(text))
-        self._masks: dict[tuple[str, bool], torch.Tensor] = {}
-        for layout in LAYOUTS:
-            for phrase in (False, True):
-                ok = {layout} | (set(self.PHRASE_EXTRA.get(layout, ())) | {"space"} if phrase else set())
-                if layout in self.MULTIBYTE:
-                    ok.add("partial")
-                self._masks[layout, phrase] = torch.tensor([k in ok for k in kinds], dtype=torch.bool, device=device)
+        classes = token_classes(tokenizer, vocab_size)
+        self._masks = {(layout, phrase): torch.from_numpy(allowed_tokens(classes, layout, phrase)).to(device)
+                       for layout in LAYOUTS for phrase in (False, True)}
 
     def allowed(self, layout: str, phrase: bool) -> torch.Tensor:
         """Bool mask ``V`` of the tokens a candidate (a phrase when ``phrase``) may use under ``layout``."""
         return self._masks[layout, phrase]
 
 
-def image_key(image: ImageInput) -> str:
-    """Content hash of a screenshot: the same pixels give the same key whatever the input type."""
-    digest = hashlib.blake2b(digest_size=16)
-    if isinstance(image, (str, Path)):
-        digest.update(Path(image).read_bytes())
-    elif isinstance(image, Image.Image):
-        digest.update(f"{image.mode}{image.size}".encode())
-        digest.update(image.tobytes())
-    else:
-        array = np.ascontiguousarray(image)
-        digest.update(f"{array.dtype}{array.shape}".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()
-
-
-def to_pil(image: ImageInput) -> Image.Image:
-    if isinstance(image, (str, Path)):
-        with Image.open(image) as im:
-            return im.convert("RGB")
-    if isinstance(image, Image.Image):
-        return image
-    array = np.asarray(image)
-    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
-        raise ValueError(f"image array must be H x W x 3 uint8, got {array.shape} {array.dtype}")
-    return Image.fromarray(array)
-
-
-def is_empty_field(text: str) -> bool:
-    return not text.strip()
-
-
-def strip_for(task: str, text: str, corrections: list[Candidate], completions: list[Candidate],
-              suggestion: Candidate | None) -> tuple[list[str], str]:
-    """The strip in method.md's priority (see the module docstring) and the list it came from."""
-    if is_empty_field(text) and suggestion is not None:
-        return [suggestion.text], "suggestion"
-    if task == "error_correction" and not is_empty_field(text):
-        return [c.text for c in corrections[:STRIP_SIZE]], "correction"
-    return [c.text for c in completions[:STRIP_SIZE]], "completion"
-
-
 class Predictor:
     """A trained run on one device, answering keystrokes (``predict``) or records (``predict_batch``)."""
 
-    def __init__(self, model: Any, tokenizer: Any, device: str = "cpu") -> None:
+    def __init__(self, model: Any, tokenizer: Any, device: str = "cpu", cache_size: int = SCREEN_CACHE_SIZE) -> None:
         self.model = model.to(device).eval()
         self.tokenizer = tokenizer
         self.device = torch.device(device)
@@ -192,11 +85,12 @@ class Predictor:
         self.beam_width = mc["decoder"]["beam_width"]
         self.num_candidates = mc["decoder"]["num_candidates"]
         self.masks = LanguageMasks(tokenizer, mc["vocab_size"], self.device)
-        self._screens: OrderedDict[str, dict[str, torch.Tensor]] = OrderedDict()
+        self._screens: ScreenCache[dict[str, torch.Tensor]] = ScreenCache(cache_size)
 
     @classmethod
-    def from_pretrained(cls, run_dir: str | Path, device: str = "cpu") -> Predictor:
-        """Load ``RUN/config.yaml`` + ``RUN/model.safetensors`` and ``RUN/tokenizer.json``."""
+    def from_pretrained(cls, run_dir: str | Path, device: str = "cpu", cache_size: int = SCREEN_CACHE_SIZE) -> Predictor:
+        """Load ``RUN/config.yaml`` + ``RUN/model.safetensors`` and ``RUN/tokenizer.json``;
+        ``cache_size`` encoded screens are kept (least recently used goes first)."""
         from keypilot.models.keypilot_model import KeyPilotModel
         from keypilot.tokenizer import KeyPilotTokenizer
 
@@ -204,13 +98,13 @@ class Predictor:
         for name in ("config.yaml", "model.safetensors", "tokenizer.json"):
             if not (run_dir / name).exists():
                 raise FileNotFoundError(f"{run_dir / name} is missing: not a trained run folder")
-        return cls(KeyPilotModel.from_pretrained(run_dir), KeyPilotTokenizer.from_file(run_dir / "tokenizer.json"), device)
+        return cls(KeyPilotModel.from_pretrained(run_dir), KeyPilotTokenizer.from_file(run_dir / "tokenizer.json"), device,
+                   cache_size)
 
     # ------------------------------------------------------------------ inputs
 
     def _image_tensor(self, image: ImageInput) -> torch.Tensor:
-        array, _, _ = letterbox(to_pil(image), self.height, self.width)
-        return torch.from_numpy(array)
+        return torch.from_numpy(letterbox_array(to_pil(image), self.height, self.width))
 
     def _context(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         pairs = [encode_context(self.tokenizer, text, self.max_context) for text in texts]
@@ -218,18 +112,13 @@ class Predictor:
         mask = torch.tensor([p[1] for p in pairs], dtype=torch.long, device=self.device)
         return ids, mask
 
-    def screen(self, image: ImageInput) -> tuple[dict[str, torch.Tensor], bool]:
-        """The encoded screen and whether it came from the cache."""
-        key = image_key(image)
-        if key in self._screens:
-            self._screens.move_to_end(key)
-            return self._screens[key], True
+    def screen(self, image: ImageInput, screen_key: str | None = None) -> tuple[dict[str, torch.Tensor], bool]:
+        """The encoded screen and whether it came from the cache (``ScreenCache.get`` on ``screen_key``)."""
+        return self._screens.get(image, self._encode_screen, screen_key)
+
+    def _encode_screen(self, image: ImageInput) -> dict[str, torch.Tensor]:
         with torch.inference_mode():
-            encoded = self.model.encode_screen(self._image_tensor(image)[None].to(self.device))
-        self._screens[key] = encoded
-        if len(self._screens) > SCREEN_CACHE_SIZE:
-            self._screens.popitem(last=False)
-        return encoded, False
+            return self.model.encode_screen(self._image_tensor(image)[None].to(self.device))
 
     def clear_cache(self) -> None:
         self._screens.clear()
@@ -257,16 +146,8 @@ class Predictor:
         beams = self.model.decoder.beam_search(*cond, eos_id=self.tokenizer.eos_id, beam_width=beam_width,
                                                max_tokens=self.max_target, num_return=beam_width,
                                                allowed_token_mask=allowed)
-        result: dict[int, list[Candidate]] = {}
-        for row, hypotheses in zip(rows, beams):
-            layout, kept = LAYOUTS[int(layouts[row])], {}
-            for tokens, logprob in hypotheses:
-                text = self.tokenizer.decode_target(tokens).strip()
-                # U+FFFD: the beam stopped inside a multi-byte character; not a real candidate.
-                if text and "\ufffd" not in text and text not in kept and lang_of(text) == layout:
-                    kept[text] = Candidate(text, float(np.exp(logprob)))
-            result[row] = list(kept.values())[:count]
-        return result
+        return {row: keep_candidates(hypotheses, self.tokenizer.decode_target, LAYOUTS[int(layouts[row])], count)
+                for row, hypotheses in zip(rows, beams)}
 
     # ------------------------------------------------------------------ prediction
 
@@ -282,8 +163,9 @@ class Predictor:
         # Wider than the list so that masking, duplicates and the language check still leave enough.
         width, count = 2 * self.num_candidates, self.num_candidates
         suggestions = self._candidates(out, "suggestion", layouts, empty, 1, self.beam_width)
-        wants_correction = [r for r in rows if full or (tasks[r] == "error_correction" and r not in empty)]
-        wants_completion = [r for r in rows if full or (r not in wants_correction and not suggestions.get(r))]
+        wants = [lists_to_decode(tasks[r], texts[r], full, bool(suggestions.get(r))) for r in rows]
+        wants_correction = [r for r in rows if wants[r][0]]
+        wants_completion = [r for r in rows if wants[r][1]]
         corrections = self._candidates(out, "error_correction", layouts, wants_correction, count, width)
         completions = self._candidates(out, "auto_completion", layouts, wants_completion, count, width)
         predictions = []
@@ -308,14 +190,16 @@ class Predictor:
         return predictions
 
     def predict(self, image: ImageInput, text: str, prev_layout: str = "EN", user_id: int | None = None,
-                layout: str | None = None, full: bool = True) -> Prediction:
+                layout: str | None = None, full: bool = True, screen_key: str | None = None) -> Prediction:
         """Answer one keystroke. ``image``: a path, a PIL image or an H x W x 3 uint8 array.
 
         ``layout`` pins the layout (the user chose it with the layout key): candidates then
         follow it instead of the router's choice. ``full=False`` decodes only the strip's list.
+        ``screen_key`` names the screenshot for the cache instead of a hash of its pixels
+        (it must identify these pixels only, e.g. the server's ``screen_id``).
         """
         started = time.perf_counter()
-        screen, cached = self.screen(image)
+        screen, cached = self.screen(image, screen_key)
         screen_ms = 0.0 if cached else 1000 * (time.perf_counter() - started)
         keystroke_start = time.perf_counter()
         ids, mask = self._context([text])

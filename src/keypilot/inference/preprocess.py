@@ -1,15 +1,19 @@
-"""Torch-free input preparation shared by the ONNX predictor, export calibration and the bench.
+"""Torch-free input preparation shared by training, both predictors, export calibration and the bench.
 
 The model sees exactly what training fed it (``docs/contracts.md``, "Batches"): the screenshot
 letterboxed to ``H x W`` with black bars as float32 RGB in [0, 1], and ``[CLS]`` followed by the
-last ``L - 1`` context tokens. ``tests/test_onnx_predictor.py`` checks both against
-``keypilot.data.dataset`` so the two cannot drift apart.
+last ``L - 1`` context tokens. ``keypilot.data.dataset`` builds its batches from the functions
+here, so training and inference cannot drift apart; this module must not import torch (the
+ONNX predictor runs without it).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -19,32 +23,52 @@ from keypilot.tokenizer import KeyPilotTokenizer
 ImageInput = str | Path | Image.Image | np.ndarray
 
 
-def letterbox_array(image: Image.Image, height: int, width: int) -> np.ndarray:
-    """``image`` scaled to fit ``height x width`` (aspect kept), centred on black: ``3 x H x W`` float32 in [0, 1].
+def letterbox(image: Image.Image, height: int, width: int) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """Fit ``image`` inside ``height`` x ``width`` keeping its aspect ratio, centred on black.
 
-    Pixel for pixel what ``keypilot.data.dataset.letterbox`` gives training (that module
-    imports torch, this one must not); the resize uses the same filter and ``reducing_gap``.
+    Returns the RGB array ``[3, height, width]`` float32 in [0, 1], the scale applied to the
+    original pixels and the ``(pad_x, pad_y)`` offset of the resized image: a point ``(x, y)``
+    of the original lands at ``(x * scale + pad_x, y * scale + pad_y)``.
     """
+    # No JPEG draft (reduced-scale) decoding: it would be faster but would make training
+    # pixels differ from the predictor's, which letterboxes already-decoded images.
     image = image.convert("RGB")
-    scale = min(height / image.height, width / image.width)
-    size = (max(1, min(width, round(image.width * scale))), max(1, min(height, round(image.height * scale))))
-    if size != image.size:
-        image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
-    left, top = (width - size[0]) // 2, (height - size[1]) // 2
+    src_w, src_h = image.size
+    scale = min(height / src_h, width / src_w)
+    new_w = max(1, min(width, round(src_w * scale)))
+    new_h = max(1, min(height, round(src_h * scale)))
+    if (new_w, new_h) != (src_w, src_h):
+        # reducing_gap: shrink by an integer factor first (fast), then filter the rest.
+        image = image.resize((new_w, new_h), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    pad_x, pad_y = (width - new_w) // 2, (height - new_h) // 2
     canvas = np.zeros((height, width, 3), dtype=np.uint8)
-    canvas[top : top + size[1], left : left + size[0]] = np.asarray(image)
-    return canvas.transpose(2, 0, 1).astype(np.float32) / 255.0
+    canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = np.asarray(image)
+    array = canvas.transpose(2, 0, 1).astype(np.float32) / 255.0
+    return array, scale, (pad_x, pad_y)
+
+
+def letterbox_array(image: Image.Image, height: int, width: int) -> np.ndarray:
+    """``letterbox``'s pixels alone (inference has no ROI boxes to map): ``3 x H x W`` float32 in [0, 1]."""
+    return letterbox(image, height, width)[0]
+
+
+def context_tokens(cls_id: int, token_ids: Sequence[int], max_tokens: int) -> list[int]:
+    """``[CLS]`` + the last ``max_tokens - 1`` of ``token_ids``, unpadded. The end of the field
+    is kept: it is where the user is typing."""
+    if max_tokens < 1:
+        raise ValueError("max_tokens must be at least 1 (room for [CLS])")
+    kept = list(token_ids[len(token_ids) - (max_tokens - 1) :]) if max_tokens > 1 else []
+    return [cls_id, *kept]
 
 
 def context_ids(tokenizer: KeyPilotTokenizer, text: str, max_tokens: int) -> np.ndarray:
-    """``[CLS]`` + the last ``max_tokens - 1`` tokens of ``text``: int64 ``[n]``, ``n <= max_tokens``, no padding.
+    """``context_tokens`` of ``text``: int64 ``[n]``, ``n <= max_tokens``, no padding.
 
     Padding is left out on purpose: the text encoder masks it and reads only the ``[CLS]``
     position, so the padded and unpadded sequences give the same result and the shorter one
     is cheaper.
     """
-    ids = tokenizer.encode(text)[-(max_tokens - 1):] if max_tokens > 1 else []
-    return np.asarray([tokenizer.cls_id, *ids], dtype=np.int64)
+    return np.asarray(context_tokens(tokenizer.cls_id, tokenizer.encode(text), max_tokens), dtype=np.int64)
 
 
 def to_pil(image: ImageInput) -> Image.Image:
@@ -74,3 +98,44 @@ def image_key(image: ImageInput) -> str:
         digest.update(f"{array.dtype}{array.shape}".encode())
         digest.update(array.tobytes())
     return digest.hexdigest()
+
+
+# Encoded screens kept per predictor. A keyboard needs one or two, but the server answers
+# many users whose screens interleave, and an evicted screen costs a full encoder run.
+SCREEN_CACHE_SIZE = 64
+
+Encoded = TypeVar("Encoded")
+
+
+class ScreenCache(Generic[Encoded]):
+    """LRU of encoded screens, keyed by the screenshot's content or by a caller's id for it."""
+
+    def __init__(self, size: int = SCREEN_CACHE_SIZE) -> None:
+        if size < 1:
+            raise ValueError(f"cache_size must be at least 1, got {size}")
+        self.size = size
+        self._screens: OrderedDict[str, Encoded] = OrderedDict()
+
+    def get(self, image: ImageInput, encode: Callable[[ImageInput], Encoded],
+            screen_key: str | None = None) -> tuple[Encoded, bool]:
+        """The encoded screen and whether it came from the cache; ``encode`` runs on a miss.
+
+        ``screen_key`` (an id that names these pixels and no others, such as the server's
+        ``screen_id``) replaces hashing the pixels. The prefix keeps such ids apart from
+        content hashes, so a caller's id can never return another screenshot's encoding.
+        """
+        key = image_key(image) if screen_key is None else f"id:{screen_key}"
+        if key in self._screens:
+            self._screens.move_to_end(key)
+            return self._screens[key], True
+        encoded = encode(image)
+        self._screens[key] = encoded
+        if len(self._screens) > self.size:
+            self._screens.popitem(last=False)
+        return encoded, False
+
+    def clear(self) -> None:
+        self._screens.clear()
+
+    def __len__(self) -> int:
+        return len(self._screens)
