@@ -1,9 +1,10 @@
 """The HTTP API and the browser keyboard page.
 
 ``create_app(predictor)`` builds the FastAPI app around any object with the Predictor's
-``predict(image, text, prev_layout, user_id)`` method, so tests inject a tiny real model and
-the CLI a trained one (torch or ONNX). Every malformed request is answered 4xx with a JSON
-body ``{"detail": message, "code": short_code}``; a 5xx means a bug in the server or model.
+``predict(image, text, prev_layout, user_id, screen_key)`` method, so tests inject a tiny
+real model and the CLI a trained one (torch or ONNX). Every malformed request is answered
+4xx with a JSON body ``{"detail": message, "code": short_code}``; a 5xx means a bug in the
+server or model.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ class Prediction(Protocol):
 
 
 class Predictor(Protocol):
-    def predict(self, image: Image.Image, text: str, prev_layout: str = "EN", user_id: int | None = None) -> Prediction: ...
+    def predict(self, image: Image.Image, text: str, prev_layout: str = "EN", user_id: int | None = None,
+                screen_key: str | None = None) -> Prediction: ...
 
 
 @dataclass(frozen=True)
@@ -187,7 +189,9 @@ def create_app(predictor: Predictor, samples_dir: Path | None = None, limits: Se
 
         def run_model() -> dict[str, Any]:
             with predict_lock:
-                result = predictor.predict(image, keystroke.text, prev_layout=keystroke.prev_layout, user_id=keystroke.user_id)
+                # screen_id already names these pixels (a hash of the upload): no need to hash them again.
+                result = predictor.predict(image, keystroke.text, prev_layout=keystroke.prev_layout,
+                                           user_id=keystroke.user_id, screen_key=screen_id)
             answer = result.to_dict()
             # Not in the predictor's JSON, but the page needs it: what a tap on the strip replaces.
             answer["shown_kind"] = result.shown_kind
