@@ -79,7 +79,7 @@ class _OnnxStages:
         return self.predictor.encode_keystroke(self.predictor.screen(image)[0], text)
 
     def candidates(self, state: Any) -> None:
-        self.predictor.decode(state, "auto_completion", 2 * self.predictor.num_candidates, self.predictor.num_candidates)
+        self.predictor.decode(state, "auto_completion", self.predictor.candidate_width, self.predictor.num_candidates)
 
     def suggestion(self, state: Any) -> None:
         self.predictor.decode(state, "suggestion", self.predictor.beam_width, 1)
@@ -112,7 +112,7 @@ class _TorchStages:
     def candidates(self, out: Any) -> None:
         with self.torch.inference_mode():
             self.predictor._candidates(out, "auto_completion", out["layout_next"], [0], self.predictor.num_candidates,
-                                       2 * self.predictor.num_candidates)
+                                       self.predictor.candidate_width)
 
     def suggestion(self, out: Any) -> None:
         with self.torch.inference_mode():

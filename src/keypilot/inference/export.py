@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from keypilot.inference.onnx_predictor import MANIFEST_FILE, TOKENIZER_FILE
+from keypilot.inference.postprocess import candidate_beam_width
 from keypilot.labels import EXPERTS, LAYOUTS, TASKS
 from keypilot.models.keypilot_model import KeyPilotModel
 from keypilot.models.layers import TransformerBlock
@@ -47,8 +48,8 @@ OPSET = 17
 
 def top_k(model_cfg: dict[str, Any]) -> int:
     """How many flattened (beam, token) scores the head returns: the widest beam the predictor
-    runs (corrections and completions use twice ``num_candidates``, suggestions ``beam_width``)."""
-    return max(2 * model_cfg["decoder"]["num_candidates"], model_cfg["decoder"]["beam_width"])
+    runs (corrections and completions ``candidate_beam_width``, suggestions ``beam_width``)."""
+    return max(candidate_beam_width(model_cfg["decoder"]["num_candidates"]), model_cfg["decoder"]["beam_width"])
 
 
 def graph_spec(file: str, inputs: list[str], outputs: list[str], dynamic: dict[str, dict[int, str]]) -> dict[str, Any]:

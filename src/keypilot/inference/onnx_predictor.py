@@ -25,6 +25,7 @@ from keypilot.inference.postprocess import (
     Candidate,
     Prediction,
     beam_search,
+    candidate_beam_width,
     is_empty_field,
     keep_candidates,
     language_bias,
@@ -88,6 +89,7 @@ class OnnxPredictor:
         self.height, self.width = mc["image_height"], mc["image_width"]
         self.max_context, self.max_target = mc["max_context_tokens"], mc["max_target_tokens"]
         self.beam_width, self.num_candidates = mc["decoder"]["beam_width"], mc["decoder"]["num_candidates"]
+        self.candidate_width = candidate_beam_width(self.num_candidates)
         self.vocab_size, self.d_model = mc["vocab_size"], mc["d_model"]
         self.eos_id = int(self.manifest["eos_id"])
         self.masks = language_bias(self.tokenizer, self.vocab_size, self.eos_id)
@@ -172,7 +174,7 @@ class OnnxPredictor:
         empty = is_empty_field(text)
         suggestion = (self.decode(state, "suggestion", self.beam_width, 1) or [None])[0] if empty else None
         wants_correction, wants_completion = lists_to_decode(task, text, full, suggestion is not None)
-        width = 2 * self.num_candidates  # room for masking, duplicates and the language check
+        width = self.candidate_width
         corrections = self.decode(state, "error_correction", width, self.num_candidates) if wants_correction else []
         completions = self.decode(state, "auto_completion", width, self.num_candidates) if wants_completion else []
         shown, kind = strip_for(task, text, corrections, completions, suggestion)

@@ -131,6 +131,16 @@ def language_bias(tokenizer: Any, vocab_size: int, eos_id: int) -> dict[tuple[st
     return biases
 
 
+def candidate_beam_width(num_candidates: int) -> int:
+    """Beam width of the correction and completion searches, in both predictors and the export.
+
+    As wide as the list: a wider beam (it was twice as wide) left room for candidates that
+    masking, duplicates and the language check drop, but doubled the decoding per keystroke,
+    which is most of a keystroke's time (docs/export.md); the list may now come back shorter.
+    """
+    return num_candidates
+
+
 def lists_to_decode(task: str, text: str, full: bool, has_suggestion: bool) -> tuple[bool, bool]:
     """Whether to decode (corrections, completions): both when ``full``, else only the list
     ``strip_for`` will show, so a keystroke pays for one beam search, not two."""

@@ -36,6 +36,7 @@ from keypilot.inference.postprocess import (
     Candidate,
     Prediction,
     allowed_tokens,
+    candidate_beam_width,
     is_empty_field,
     keep_candidates,
     lists_to_decode,
@@ -84,6 +85,7 @@ class Predictor:
         self.max_context, self.max_target = mc["max_context_tokens"], mc["max_target_tokens"]
         self.beam_width = mc["decoder"]["beam_width"]
         self.num_candidates = mc["decoder"]["num_candidates"]
+        self.candidate_width = candidate_beam_width(self.num_candidates)
         self.masks = LanguageMasks(tokenizer, mc["vocab_size"], self.device)
         self._screens: ScreenCache[dict[str, torch.Tensor]] = ScreenCache(cache_size)
 
@@ -160,8 +162,7 @@ class Predictor:
         expert_probs, raw = out["expert_probs"].tolist(), out["layout_logits"].argmax(-1).tolist()
         tasks = [TASKS[int(np.argmax(task_probs[r]))] for r in rows]
         empty = [r for r in rows if is_empty_field(texts[r])]
-        # Wider than the list so that masking, duplicates and the language check still leave enough.
-        width, count = 2 * self.num_candidates, self.num_candidates
+        width, count = self.candidate_width, self.num_candidates
         suggestions = self._candidates(out, "suggestion", layouts, empty, 1, self.beam_width)
         wants = [lists_to_decode(tasks[r], texts[r], full, bool(suggestions.get(r))) for r in rows]
         wants_correction = [r for r in rows if wants[r][0]]
