@@ -21,7 +21,7 @@ if not CHROMIUM.exists():
     pytest.skip("Debian chromium is not installed (/usr/bin/chromium); `make browser-deps` installs it as root", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
 
-from test_serve import make_tiny_run, one_torch_thread  # noqa: E402,F401 (a fixture)
+from conftest import make_tiny_run  # noqa: E402
 
 from keypilot.serve.live import serving  # noqa: E402
 from keypilot.serve.screenshots import CHROMIUM_ARGS  # noqa: E402

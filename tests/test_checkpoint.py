@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from test_train import read_metrics, run_train_subprocess, shared_data, write_config
+from conftest import read_metrics, run_train_subprocess, shared_data, write_config
 
 from keypilot.train import checkpoint
 from keypilot.train.checkpoint import (

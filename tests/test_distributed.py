@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from test_train import data_copy, read_metrics, run_train_subprocess, shared_data, write_config
+from conftest import data_copy, read_metrics, run_train_subprocess, shared_data, write_config
 
 from keypilot.train.checkpoint import list_checkpoints
 from keypilot.train.data import ShardedBatchSampler

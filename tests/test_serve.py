@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from conftest import make_tiny_run
 from PIL import Image
 
 pytest.importorskip("fastapi")
@@ -22,46 +23,15 @@ from keypilot.labels import LAYOUTS, TASKS  # noqa: E402
 from keypilot.serve.app import ServeLimits, create_app  # noqa: E402
 from keypilot.serve.images import ImageLimits  # noqa: E402
 
-TINY_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
 RESULT_KEYS = {
     "task", "task_probs", "corrections", "completions", "suggestion", "layout", "layout_raw",
     "layout_probs", "expert_probs", "shown", "screen_cached", "timing_ms", "screen_id", "shown_kind",
 }
 
 
-def make_tiny_run(folder: Path) -> tuple[Path, Path]:
-    """A run folder with an untrained tiny model and a tokenizer trained on a tiny generated
-    data set; returns (run, data). Shared by the browser test."""
-    from keypilot.config import load_config
-    from keypilot.data.generate import generate_dataset
-    from keypilot.models.keypilot_model import KeyPilotModel
-    from keypilot.tokenizer import train_tokenizer
-
-    run, data = folder / "run", folder / "data"
-    if (run / "model.safetensors").is_file():
-        return run, data
-    generate_dataset(data, num=24, seed=0, workers=1, progress=False)
-    run.mkdir(parents=True, exist_ok=True)
-    train_tokenizer(data / "train.jsonl", run / "tokenizer.json")
-    KeyPilotModel.from_config(load_config(TINY_CONFIG)).save_pretrained(run)
-    return run, data
-
-
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return make_tiny_run(tmp_path_factory.getbasetemp() / "serve-tiny")
-
-
-@pytest.fixture(scope="module")
-def one_torch_thread() -> Iterator[None]:
-    """The server serializes model calls; one intra-op thread avoids oversubscribing a
-    small, busy CI machine (many times faster there) and is restored afterwards."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

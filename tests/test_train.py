@@ -1,28 +1,23 @@
 """keypilot train: run folder, metrics, accumulation, the non-finite guard, data and tokenizer errors.
 
 Real model, loss, dataset and generator, at a small size (tiny config, 128 x 64 screenshots).
-The helpers here are shared with test_checkpoint.py and test_distributed.py.
+The run helpers are conftest.py's, shared with test_checkpoint.py and test_distributed.py.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from conftest import data_copy, read_metrics, shared_data, write_config
 
 from keypilot.cli import main as cli_main
 from keypilot.config import load_config
 from keypilot.train import loop
 from keypilot.train.checkpoint import list_checkpoints, load_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
 LOSS_KEYS = ("loss_total", "loss_encoder", "loss_decoder", "loss_align", "loss_contrastive", "loss_text",
              "loss_task", "loss_layout", "loss_consistency", "loss_load", "loss_roi_mask")
 
@@ -35,60 +30,6 @@ def one_cpu_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def write_config(folder: Path, **training) -> Path:
-    """configs/tiny.yaml shrunk further (images 128 x 64, d_model 32) with ``training`` overrides."""
-    config = load_config(ROOT / "configs" / "tiny.yaml")
-    config["model"].update(d_model=32, image_height=128, image_width=64, roi_size=32, max_context_tokens=16)
-    config["model"]["backbone"].update(width_multiplier=0.25, transformer_dims=[16, 24, 32], dense_channels=16)
-    config["model"]["text_encoder"].update(hidden=32, heads=2, ffn=64, layers=1)
-    config["model"]["fusion"].update(heads=2, ffn=64)
-    config["model"]["layout_router"].update(heads=2, ffn=64)
-    config["model"]["moe"].update(heads=2, ffn=64, router_hidden=16)
-    config["training"].update(batch_size=4, warmup_steps=5, num_workers=0, log_every=1, eval_every=1000,
-                              save_every=1000, keep_last=3)
-    config["training"].update(training)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"config-{len(list(folder.glob('config-*.yaml')))}.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    return path
-
-
-def shared_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """48 generated samples and a tokenizer trained on them, once per test session."""
-    from keypilot.data.generate import generate_dataset
-    from keypilot.tokenizer import train_tokenizer
-
-    data = tmp_path_factory.getbasetemp() / "train-data"
-    if not (data / "tokenizer.json").exists():
-        generate_dataset(data, num=48, seed=0, workers=2, progress=False)
-        train_tokenizer(data / "train.jsonl", data / ".tokenizer.json", vocab_size=32000)
-        (data / ".tokenizer.json").replace(data / "tokenizer.json")
-    return data
-
-
-def data_copy(data: Path, folder: Path, *, tokenizer: bool, extra_train_line: str | None = None) -> Path:
-    """A data folder sharing ``data``'s images, optionally without the tokenizer or with one more line."""
-    folder.mkdir(parents=True)
-    (folder / "images").symlink_to(data / "images")
-    shutil.copy(data / "val.jsonl", folder / "val.jsonl")
-    train = (data / "train.jsonl").read_text(encoding="utf-8")
-    (folder / "train.jsonl").write_text(train + (extra_train_line + "\n" if extra_train_line else ""), encoding="utf-8")
-    if tokenizer:
-        shutil.copy(data / "tokenizer.json", folder / "tokenizer.json")
-    return folder
-
-
-def run_train_subprocess(*args: str | Path, launcher: tuple[str, ...] = (), **popen) -> subprocess.Popen:
-    """``python [launcher] -m keypilot train ARGS`` in a fresh process, output in pipes."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, *launcher, "-m", "keypilot", "train", *map(str, args)]
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
-
-
-def read_metrics(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
 def test_short_run_writes_every_run_folder_file(tmp_path, tmp_path_factory):
