@@ -69,7 +69,8 @@ def generate_dataset(out: Path, num: int, seed: int = 0, workers: int | None = N
     workers = workers or os.cpu_count() or 1
     jobs = ((step, str(out)) for step in iter_steps(num, seed))
     lines: dict[str, list[str]] = {"train": [], "val": [], "test": []}
-    bar = tqdm(total=num, desc="generate", unit="sample", disable=not progress)
+    # disable=None: a bar on a terminal, nothing in a log file
+    bar = tqdm(total=num, desc="generate", unit="sample", disable=None if progress else True)
     if workers == 1:
         results = map(_render_and_save, jobs)
         for split, line in results:
