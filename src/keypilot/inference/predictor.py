@@ -277,7 +277,7 @@ def format_prediction(prediction: Prediction) -> str:
         f"corrections  {cands(p.corrections)}",
         f"completions  {cands(p.completions)}",
         f"suggestion   {cands([p.suggestion]) if p.suggestion else '(field not empty)'}",
-        f"experts      " + "  ".join(f"{k} {v:.2f}" for k, v in p.expert_probs.items()),
+        "experts      " + "  ".join(f"{k} {v:.2f}" for k, v in p.expert_probs.items()),
         f"time         {p.timing_ms['total']:.1f} ms ({'cached screen' if p.screen_cached else 'new screen'})",
     ]
     return "\n".join(lines)
