@@ -15,10 +15,7 @@ class CrossFormerFusion(nn.Module):
 
     Learned ``[CLS]`` and ``[SEP]`` tokens and one learned embedding per sequence position
     (it doubles as the token-type embedding: every position has a fixed type). The layers
-    have tanh-gated residuals initialised closed (Flamingo): at initialisation h_t is the
-    same for every input and only the gates receive gradient through the fusion; after the
-    first optimizer step the gates are open a little and everything upstream learns
-    (Adam's per-parameter scaling makes the small gate values irrelevant to step sizes).
+    have tanh-gated residuals, initialised open (``layers.GATE_INIT`` says why).
     """
 
     def __init__(self, d_model: int, heads: int, ffn: int, layers: int, dropout: float) -> None:
