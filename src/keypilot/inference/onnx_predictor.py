@@ -21,10 +21,10 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
+from keypilot.beam import beam_search
 from keypilot.inference.postprocess import (
     Candidate,
     Prediction,
-    beam_search,
     candidate_beam_width,
     is_empty_field,
     keep_candidates,

@@ -13,9 +13,11 @@ top sequences by total log-probability (beam 5, each ending at ``eos_id`` or aft
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
+from keypilot.beam import beam_search
 from keypilot.models.moe import LanguageMoE
 
 PREFIX = 3  # h_t, e_task, e_layout
@@ -96,31 +98,15 @@ class Decoder(nn.Module):
         return results
 
     def _beam_row(self, cond: list[Tensor], eos_id: int, beam_width: int, max_tokens: int, num_return: int, mask: Tensor | None) -> list[tuple[list[int], float]]:
-        live: list[tuple[list[int], float]] = [([], 0.0)]
-        done: list[tuple[list[int], float]] = []
-        for step in range(max_tokens):
-            prev = torch.tensor([tokens for tokens, _ in live], dtype=torch.long, device=cond[0].device).view(len(live), step)
-            logprobs = torch.log_softmax(self.decode_step(*(c.expand(len(live), -1) for c in cond), prev).float(), dim=-1)
+        device = cond[0].device
+
+        def step(prefixes: list[list[int]], scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            prev = torch.tensor(prefixes, dtype=torch.long, device=device).view(len(prefixes), len(prefixes[0]))
+            logprobs = torch.log_softmax(self.decode_step(*(c.expand(len(prefixes), -1) for c in cond), prev).float(), dim=-1)
             if mask is not None:
                 logprobs = logprobs.masked_fill(~mask, float("-inf"))
-            scores = logprobs + torch.tensor([score for _, score in live], device=logprobs.device)[:, None]
-            top = scores.flatten().topk(min(beam_width, scores.numel()))
-            candidates = []
-            for value, index in zip(top.values.tolist(), top.indices.tolist()):
-                if value == float("-inf"):
-                    break
-                beam, token = divmod(index, scores.shape[1])
-                candidates.append((live[beam][0] + [token], value))
-            live = []
-            for tokens, score in candidates:
-                if tokens[-1] == eos_id:
-                    done.append((tokens[:-1], score))
-                elif step + 1 == max_tokens:
-                    done.append((tokens, score))
-                else:
-                    live.append((tokens, score))
-            # stop once no live hypothesis can beat the worst finished one we would return
-            done.sort(key=lambda item: -item[1])
-            if not live or (len(done) >= num_return and live[0][1] <= done[num_return - 1][1]):
-                break
-        return done[:num_return]
+            total = (logprobs + torch.as_tensor(scores, device=device)[:, None]).flatten()
+            top = total.topk(min(beam_width, total.numel()))
+            return top.values.cpu().numpy(), top.indices.cpu().numpy()
+
+        return beam_search(step, self.token_emb.num_embeddings, eos_id, beam_width, max_tokens, num_return)
