@@ -102,8 +102,8 @@ def make_tiny_run(folder: Path) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def one_torch_thread() -> Iterator[None]:
-    """The server serializes model calls; one intra-op thread avoids oversubscribing a
-    small, busy CI machine (many times faster there) and is restored afterwards."""
+    """One intra-op thread for a module's small-model tests: many times faster on a small,
+    busy CI machine than oversubscribed threads; restored afterwards."""
     import torch
 
     before = torch.get_num_threads()

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import torch
 
 from keypilot.evaluation.report import TEXT_ONLY, screenshot_verdict
-from keypilot.evaluation.simulate import apply_candidate, goal_text, simulate, typing_path
+from keypilot.evaluation.simulate import (
+    apply_candidate,
+    goal_text,
+    simulate,
+    typing_path,
+)
 
 MODEL_KEYS = {"n", "task_accuracy", "task_confusion", "layout_accuracy", "layout_confusion", "layout_raw_accuracy",
               "per_task", "per_language", "candidates", "suggestion", "retrieval", "expert_alignment",
@@ -19,12 +22,7 @@ MODEL_KEYS = {"n", "task_accuracy", "task_confusion", "layout_accuracy", "layout
 BASELINES = {TEXT_ONLY, "SymSpell", "n-gram", "keep previous layout", "text rule"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def test_evaluate_writes_every_output(tmp_path: Path) -> None:

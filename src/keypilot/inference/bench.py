@@ -217,7 +217,7 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("keystroke on a cached screen (graph + the strip's 5 candidates)", "keystroke", TARGETS["keystroke"]),
     ("  same, both lists decoded (full=True)", "keystroke_full", ""),
     ("  keystroke graph alone", "keystroke_graph", ""),
-    ("  5 candidates (one beam of 10)", "candidates", ""),
+    ("  5 candidates (one beam of 5)", "candidates", ""),
     ("suggestion beam (width 4, <= 5 tokens)", "suggestion", ""),
     ("predict(full=False), new screen", "end_to_end_new", TARGETS["new_screen + keystroke"]),
     ("predict(full=False), cached screen, empty field", "end_to_end_cached", ""),
