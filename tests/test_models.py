@@ -291,3 +291,28 @@ def test_decode_step_matches_teacher_forcing(model: KeyPilotModel) -> None:
         prev = x["target_tokens"][:, :2].clamp(min=0)
         step = model.decoder.decode_step(out["h_t"], out["e_task"], out["e_layout"], out["expert_probs"], prev)
     torch.testing.assert_close(step[1:], out["logits"][1:, 2], atol=1e-5, rtol=1e-5)
+
+
+def test_beam_first_token_mask(model: KeyPilotModel) -> None:
+    model.eval()
+    x = batch(b=2)
+    vocab = model.decoder.token_emb.num_embeddings
+    allowed = torch.zeros(vocab, dtype=torch.bool)
+    allowed[10:200] = True
+    first = torch.zeros(vocab, dtype=torch.bool)
+    first[50:60] = True  # and never eos: a candidate cannot be empty
+    with torch.no_grad():
+        out = model(x["image"], x["input_ids"], x["attention_mask"])
+        model.decoder.head_bias[EOS] = 50.0  # eos dominates wherever it is allowed
+        try:
+            h = out["h_t"], out["e_task"], out["e_layout"], out["expert_probs"]
+            results = model.decoder.beam_search(*h, eos_id=EOS, beam_width=4, allowed_token_mask=allowed,
+                                                first_token_mask=first)
+        finally:
+            model.decoder.head_bias[EOS] = 0.0
+    for row in results:
+        assert row
+        for tokens, _ in row:
+            assert 50 <= tokens[0] < 60  # the first token obeys the first mask
+            assert all(10 <= t < 200 for t in tokens)  # the rest obey the allowed mask
+            assert len(tokens) == 1  # then eos, allowed again after the first token

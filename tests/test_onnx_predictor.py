@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from keypilot.data.format import read_records
+from keypilot.labels import LAYOUTS
 from keypilot.inference.onnx_predictor import OnnxPredictor
 from keypilot.inference.postprocess import language_bias
 from keypilot.inference.preprocess import context_ids
@@ -111,10 +112,13 @@ def test_language_bias_is_the_predictor_rule(onnx_predictor: OnnxPredictor) -> N
 
     tokenizer = onnx_predictor.tokenizer
     masks = LanguageMasks(tokenizer, onnx_predictor.vocab_size, torch.device("cpu"))
-    for (layout, phrase), bias in language_bias(tokenizer, onnx_predictor.vocab_size, tokenizer.eos_id).items():
-        want = masks.allowed(layout, phrase).numpy().copy()
-        want[tokenizer.eos_id] = True
-        np.testing.assert_array_equal(np.isfinite(bias), want, err_msg=f"{layout} phrase={phrase}")
+    biases = language_bias(tokenizer, onnx_predictor.vocab_size, tokenizer.eos_id)
+    assert set(biases) == {(layout, kind) for layout in LAYOUTS for kind in ("word", "phrase", "first")}
+    for (layout, kind), bias in biases.items():
+        # the torch predictor: first_token_mask = the word mask, without eos; eos added otherwise
+        want = masks.allowed(layout, kind == "phrase").numpy().copy()
+        want[tokenizer.eos_id] = kind != "first"
+        np.testing.assert_array_equal(np.isfinite(bias), want, err_msg=f"{layout} {kind}")
 
 
 def test_no_torch_on_the_onnx_path(tiny_export: tuple[Path, Path, Path]) -> None:

@@ -139,14 +139,16 @@ class OnnxPredictor:
         row = TASKS.index(task)
         prefix, weights = state.cond_prefix[row : row + 1], state.cond_weights[row]
         active = [(EXPERTS[i], float(w)) for i, w in enumerate(weights) if w > 0]
-        bias = self.masks[(LAYOUTS[state.layout], task == "suggestion")][None]
+        layout = LAYOUTS[state.layout]
+        bias = self.masks[layout, "phrase" if task == "suggestion" else "word"][None]
+        first_bias = self.masks[layout, "first"][None]
         embeddings: dict[tuple[int, ...], np.ndarray] = {(): np.zeros((0, self.d_model), np.float32)}
 
         def step(prev: list[list[int]], scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             feeds = {"prefix": np.repeat(prefix, len(prev), axis=0), "prev_emb": np.stack([embeddings[tuple(p)] for p in prev])}
             z = sum(w * self.sessions[f"expert_{name}"].run(None, feeds)[0] for name, w in active)
             top_scores, top_index, top_emb, _ = self.sessions["decode_head"].run(
-                None, {"z": z.astype(np.float32), "token_bias": bias, "beam_scores": scores})
+                None, {"z": z.astype(np.float32), "token_bias": first_bias if not prev[0] else bias, "beam_scores": scores})
             # The next step needs the embeddings of the chosen tokens; the head returns them.
             for value, index, emb in zip(top_scores, top_index, top_emb):
                 if np.isfinite(value):

@@ -117,17 +117,22 @@ def allowed_tokens(classes: Sequence[str | None], layout: str, phrase: bool) -> 
     return np.fromiter((c in ok for c in classes), dtype=bool, count=len(classes))
 
 
-def language_bias(tokenizer: Any, vocab_size: int, eos_id: int) -> dict[tuple[str, bool], np.ndarray]:
-    """Log-prob bias ``[V]`` float32 per (layout, phrase): 0 for an ``allowed_tokens`` token,
-    -inf otherwise; ``eos_id`` is always allowed (it ends the candidate; the torch decoder
-    allows it the same way)."""
+def language_bias(tokenizer: Any, vocab_size: int, eos_id: int) -> dict[tuple[str, str], np.ndarray]:
+    """Log-prob bias ``[V]`` float32 per (layout, kind): 0 for an allowed token, -inf otherwise.
+
+    Kinds: ``"word"`` and ``"phrase"`` are ``allowed_tokens`` plus ``eos_id`` (it ends the
+    candidate; the torch decoder allows it the same way); ``"first"`` is the first token of
+    any candidate: the layout's own language only, never ``eos_id`` (as the torch
+    predictor's ``first_token_mask``).
+    """
     classes = token_classes(tokenizer, vocab_size)
     biases = {}
     for layout in LAYOUTS:
-        for phrase in (False, True):
+        for kind, phrase in (("word", False), ("phrase", True)):
             allowed = allowed_tokens(classes, layout, phrase)
             allowed[eos_id] = True
-            biases[layout, phrase] = np.where(allowed, 0.0, -np.inf).astype(np.float32)
+            biases[layout, kind] = np.where(allowed, 0.0, -np.inf).astype(np.float32)
+        biases[layout, "first"] = np.where(allowed_tokens(classes, layout, False), 0.0, -np.inf).astype(np.float32)
     return biases
 
 

@@ -145,9 +145,12 @@ class Predictor:
         cond = [t[index] for t in self._conditioning(out, task, layouts)]
         phrase = task == "suggestion"
         allowed = torch.stack([self.masks.allowed(LAYOUTS[int(layouts[r])], phrase) for r in rows])
+        # Every candidate starts with a token of the layout's own language (and is never empty),
+        # so a phrase cannot be a lone symbol that the language check would then throw away.
+        first = torch.stack([self.masks.allowed(LAYOUTS[int(layouts[r])], False) for r in rows])
         beams = self.model.decoder.beam_search(*cond, eos_id=self.tokenizer.eos_id, beam_width=beam_width,
                                                max_tokens=self.max_target, num_return=beam_width,
-                                               allowed_token_mask=allowed)
+                                               allowed_token_mask=allowed, first_token_mask=first)
         return {row: keep_candidates(hypotheses, self.tokenizer.decode_target, LAYOUTS[int(layouts[row])], count)
                 for row, hypotheses in zip(rows, beams)}
 

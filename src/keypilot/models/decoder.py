@@ -71,6 +71,7 @@ class Decoder(nn.Module):
         max_tokens: int | None = None,
         num_return: int | None = None,
         allowed_token_mask: Tensor | None = None,
+        first_token_mask: Tensor | None = None,
     ) -> list[list[tuple[list[int], float]]]:
         """Beam search for each batch row.
 
@@ -82,6 +83,8 @@ class Decoder(nn.Module):
             num_return: sequences returned per row (default and at most ``beam_width``).
             allowed_token_mask: ``V`` or ``B x V`` bool; other tokens are never generated
                 (``eos_id`` always is).
+            first_token_mask: ``V`` or ``B x V`` bool; the tokens a sequence may start with
+                (``eos_id`` only if set here), applied on top of ``allowed_token_mask``.
         Returns:
             For each row, up to ``num_return`` (tokens, total log-prob) pairs, best first. A
             sequence ends at ``eos_id`` or after ``max_tokens`` tokens.
@@ -90,23 +93,33 @@ class Decoder(nn.Module):
         num_return = min(num_return or beam_width, beam_width)
         results = []
         for row in range(h_t.shape[0]):
-            mask = None
+            mask = first = None
             if allowed_token_mask is not None:
-                mask = (allowed_token_mask[row] if allowed_token_mask.dim() == 2 else allowed_token_mask).clone().bool()
+                mask = _row(allowed_token_mask, row).clone()
                 mask[eos_id] = True
-            results.append(self._beam_row([t[row : row + 1] for t in (h_t, e_task, e_layout, expert_probs)], eos_id, beam_width, max_tokens, num_return, mask))
+            if first_token_mask is not None:
+                first = _row(first_token_mask, row) & (mask if mask is not None else True)
+            cond = [t[row : row + 1] for t in (h_t, e_task, e_layout, expert_probs)]
+            results.append(self._beam_row(cond, eos_id, beam_width, max_tokens, num_return, mask, first))
         return results
 
-    def _beam_row(self, cond: list[Tensor], eos_id: int, beam_width: int, max_tokens: int, num_return: int, mask: Tensor | None) -> list[tuple[list[int], float]]:
+    def _beam_row(self, cond: list[Tensor], eos_id: int, beam_width: int, max_tokens: int, num_return: int,
+                  mask: Tensor | None, first: Tensor | None) -> list[tuple[list[int], float]]:
         device = cond[0].device
 
         def step(prefixes: list[list[int]], scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             prev = torch.tensor(prefixes, dtype=torch.long, device=device).view(len(prefixes), len(prefixes[0]))
             logprobs = torch.log_softmax(self.decode_step(*(c.expand(len(prefixes), -1) for c in cond), prev).float(), dim=-1)
-            if mask is not None:
-                logprobs = logprobs.masked_fill(~mask, float("-inf"))
+            step_mask = first if first is not None and prev.shape[1] == 0 else mask
+            if step_mask is not None:
+                logprobs = logprobs.masked_fill(~step_mask, float("-inf"))
             total = (logprobs + torch.as_tensor(scores, device=device)[:, None]).flatten()
             top = total.topk(min(beam_width, total.numel()))
             return top.values.cpu().numpy(), top.indices.cpu().numpy()
 
         return beam_search(step, self.token_emb.num_embeddings, eos_id, beam_width, max_tokens, num_return)
+
+
+def _row(mask: Tensor, row: int) -> Tensor:
+    """Row ``row`` of a ``B x V`` mask, or a shared ``V`` mask, as bool."""
+    return (mask[row] if mask.dim() == 2 else mask).bool()
