@@ -146,5 +146,6 @@ def test_bench_worker_measures_its_own_process(tiny_export: tuple[Path, Path, Pa
     assert raw["torch_imported"] is False
     assert 0 < raw["peak_rss_mb"] < 1000  # the worker's own, not this torch-holding process's
     figures = summarize(raw, files_mb=1.0, params=123)
-    assert all(figures[f"{stage}_ms_p50"] > 0 for stage in STAGES)
+    # a run without priors spends no measurable time in them
+    assert all(figures[f"{stage}_ms_p50"] > 0 for stage in STAGES if stage != "priors") and figures["priors_ms_p50"] >= 0
     assert "onnx-int8" in format_table([figures], "test machine")

@@ -86,18 +86,19 @@ def test_result_structure(predictor) -> None:
     d = result.to_dict()
     assert list(d) == CONTRACT_KEYS
     json.dumps(d)  # JSON-serializable as it is
-    assert len(d["corrections"]) == 5 and len(d["completions"]) == 5
-    assert all(set(c) == {"text", "prob"} and 0 <= c["prob"] <= 1 for c in d["corrections"] + d["completions"])
+    assert 1 <= len(d["corrections"]) <= 5 and 1 <= len(d["completions"]) <= 5
+    assert all(set(c) == {"text", "prob", "source"} and 0 <= c["prob"] <= 1 and c["source"] in ("prior", "network")
+               for c in d["corrections"] + d["completions"])
     assert d["task"] in TASKS and d["layout"] in LAYOUTS and d["layout_raw"] in LAYOUTS
     for key, labels in (("task_probs", TASKS), ("layout_probs", LAYOUTS), ("expert_probs", ("EN", "ZH", "SYM", "NUM", "EMOJI"))):
         assert list(d[key]) == list(labels)
         assert sum(d[key].values()) == pytest.approx(1.0, abs=1e-5)
     assert d["suggestion"] is None  # the field is not empty
-    assert set(d["timing_ms"]) == {"screen", "keystroke", "total"}
+    assert set(d["timing_ms"]) == {"screen", "priors", "network", "candidates", "suggestion", "keystroke", "total"}
 
 
 def test_priority_rule() -> None:
-    from keypilot.inference.predictor import Candidate, strip_for
+    from keypilot.inference.postprocess import Candidate, strip_for
 
     corr = [Candidate(f"c{i}", 0.1) for i in range(5)]
     comp = [Candidate(f"w{i}", 0.1) for i in range(5)]

@@ -94,6 +94,9 @@ class ModelConfig:
     max_context_tokens: int = 64
     max_target_tokens: int = 5
     pretrained: bool = False
+    # Width of the priors' feature vector the routers read (keypilot.priors.NUM_FEATURES);
+    # 0 = a model without prior inputs.
+    prior_features: int = 0
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     text_encoder: TextEncoderConfig = field(default_factory=TextEncoderConfig)
     personality: PersonalityConfig = field(default_factory=PersonalityConfig)

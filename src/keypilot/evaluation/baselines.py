@@ -13,6 +13,7 @@ same metric code as the model. They read only what the model reads as text (``co
 - :class:`KeepLayoutBaseline`: the keyboard keeps the previous layout.
 - :class:`TextRuleBaseline`: layout from the language of the last typed chunk and task from
   the priority rule applied to text alone (empty -> suggestion, unknown last word -> correction).
+- :class:`PriorsAloneBaseline`: the run's priors without the network ("priors alone").
 
 The model with a blank screen (text-only ablation) is not here: it is the predictor fed a
 black image, run by :mod:`keypilot.evaluation.evaluate`.
@@ -321,9 +322,40 @@ class TextRuleBaseline:
         return BaselineOutput(task=self.task(record.context), layout=self.layout(record.context, record.prev_layout))
 
 
-def default_baselines() -> list[Baseline]:
-    """The baselines the report runs beside the model, in table order."""
-    return [SymSpellBaseline(), NgramBaseline(), KeepLayoutBaseline(), TextRuleBaseline()]
+class PriorsAloneBaseline:
+    """The keyboard without its network: the run's priors (``keypilot.priors``) answer alone.
+
+    Task and layout come from the text rule (``TextRuleBaseline``); corrections and
+    completions are the priors' lists for that layout's language, in the priors' order; on an
+    empty field the suggestion is the priors' first completion. Comparing the model with this
+    row shows what the network itself adds to the priors it is fused with.
+    """
+
+    name = "priors alone"
+
+    def __init__(self, priors: Any) -> None:
+        self.priors = priors
+        self._rule = TextRuleBaseline()
+
+    def fit(self, records: Sequence[Any]) -> None:
+        self._rule.fit(records)  # the priors themselves were built from the training split
+
+    def predict(self, record: Any) -> BaselineOutput:
+        proposal = self.priors.propose(record.context)
+        layout = self._rule.layout(record.context, record.prev_layout)
+        corrections = [c.text for c in proposal.corrections.get(layout, [])][:NUM_CANDIDATES]
+        completions = [c.text for c in proposal.completions.get(layout, [])][:NUM_CANDIDATES]
+        # On an empty field the priors' best guess is their first completion ("" when they have none).
+        suggestion = (completions[:1] or [""])[0] if not record.context.strip() else None
+        return BaselineOutput(task=self._rule.task(record.context), corrections=corrections, completions=completions,
+                              suggestion=suggestion, layout=layout)
+
+
+def default_baselines(priors: Any = None) -> list[Baseline]:
+    """The baselines the report runs beside the model, in table order ("priors alone" first,
+    when the run has priors)."""
+    alone: list[Baseline] = [PriorsAloneBaseline(priors)] if priors is not None else []
+    return alone + [SymSpellBaseline(), NgramBaseline(), KeepLayoutBaseline(), TextRuleBaseline()]
 
 
 def fit_all(baselines: Iterable[Baseline], train_records: Sequence[Any]) -> None:

@@ -95,15 +95,36 @@ def model_metrics(predictor: Any, records: list[Any], batch_size: int, simulate_
 def baseline_metrics(predictor: Any, records: list[Any], train_records: list[Any], batch_size: int) -> dict[str, Any]:
     """The text-only ablation and the baselines, each scored like the model."""
     blank = predictor.predict_batch(records, batch_size=batch_size, blank_screen=True)
-    results = {TEXT_ONLY: M.score_predictions(records, [prediction_row(r.id, p) for r, p in zip(records, blank.predictions)])}
-    baselines = default_baselines()
+    blank_rows = [prediction_row(r.id, p) for r, p in zip(records, blank.predictions)]
+    results = {TEXT_ONLY: M.score_predictions(records, blank_rows)}
+    pinyin = pinyin_records(predictor.priors, records)
+    results[TEXT_ONLY]["pinyin"] = pinyin_score(records, blank_rows, pinyin)
+    baselines = default_baselines(predictor.priors)
     fit_all(baselines, train_records)
     for baseline in baselines:
         outputs = [asdict(baseline.predict(record)) for record in records]
         # A None field means "not predicted": drop it so that its metrics come out absent.
-        results[baseline.name] = M.score_predictions(records, [{k: v for k, v in o.items() if v is not None}
-                                                               for o in outputs])
+        rows = [{k: v for k, v in o.items() if v is not None} for o in outputs]
+        results[baseline.name] = M.score_predictions(records, rows)
+        results[baseline.name]["pinyin"] = pinyin_score(records, rows, pinyin)
     return results
+
+
+def pinyin_records(priors: Any, records: list[Any]) -> list[int]:
+    """Indices of the completions of an open pinyin buffer whose target is in the IME's dictionary
+    (issue 10's measure of the pinyin IME: top-5 there should be >= 90%)."""
+    if priors is None:
+        return []
+    return [i for i, r in enumerate(records) if r.task == "auto_completion" and priors.propose(r.context).pinyin_buffer
+            and priors.in_ime_dictionary(r.target)]
+
+
+def pinyin_score(records: list[Any], rows: list[dict[str, Any]], indices: list[int]) -> dict[str, Any] | None:
+    """Completion top-1/top-5 on the ``pinyin_records`` subset (None when it is empty or not predicted)."""
+    lists = [(records[i].target, rows[i].get("completions")) for i in indices]
+    if not lists or any(candidates is None for _, candidates in lists):
+        return None
+    return {"n": len(lists), **{f"top{k}": sum(M.top_k_hit(c, t, k) for t, c in lists) / len(lists) for k in (1, 5)}}
 
 
 def evaluate(run_dir: str | Path, data_file: str | Path, out_dir: str | Path, baselines: bool = False,
@@ -124,6 +145,7 @@ def evaluate(run_dir: str | Path, data_file: str | Path, out_dir: str | Path, ba
         raise ValueError(f"{data_file}: no records to evaluate")
     predictor = Predictor.from_pretrained(run_dir, device=device)
     model, rows = model_metrics(predictor, records, batch_size, simulate_records)
+    model["pinyin"] = pinyin_score(records, rows, pinyin_records(predictor.priors, records))
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "predictions.jsonl", "w", encoding="utf-8") as f:
         for row in rows:

@@ -185,7 +185,7 @@ def score_predictions(records: Sequence[Any], predictions: Sequence[Mapping[str,
         if candidates is None:
             continue
         hits = {"top1": top_k_hit(candidates, record.target, 1), "top5": top_k_hit(candidates, record.target, 5)}
-        for key in (f"task:{record.task}", f"lang:{target_lang(record)}", "all"):
+        for key in (f"task:{record.task}", f"lang:{target_lang(record)}", f"pair:{record.task}/{target_lang(record)}", "all"):
             for name, hit in hits.items():
                 groups[key][name].append(hit)
         if record.task == "suggestion":
@@ -199,6 +199,8 @@ def score_predictions(records: Sequence[Any], predictions: Sequence[Mapping[str,
 
     out["per_task"] = {task: summary(f"task:{task}") for task in TASKS if groups[f"task:{task}"]["top1"]}
     out["per_language"] = {lang: summary(f"lang:{lang}") for lang in LAYOUTS if groups[f"lang:{lang}"]["top1"]}
+    out["per_task_language"] = {f"{task}/{lang}": summary(f"pair:{task}/{lang}") for task in TASKS for lang in LAYOUTS
+                                if groups[f"pair:{task}/{lang}"]["top1"]}
     if groups["all"]["top1"]:
         out["candidates"] = summary("all")
     if f1s:

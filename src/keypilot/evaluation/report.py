@@ -24,9 +24,12 @@ TABLE_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("completion top-5", ("per_task", "auto_completion", "top5")),
     ("suggestion exact", ("suggestion", "exact_match")),
     ("suggestion char-F1", ("suggestion", "char_f1")),
+    ("candidates top-5 (all tasks)", ("candidates", "top5")),
+    ("pinyin top-5 (in IME dict)", ("pinyin", "top5")),
 )
 MODEL = "model"
 TEXT_ONLY = "model, text only (blank screen)"
+PRIORS_ALONE = "priors alone"
 
 
 def lookup(metrics: dict[str, Any], path: tuple[str, ...]) -> float | None:
@@ -98,6 +101,40 @@ def screenshot_verdict(model: dict[str, Any], text_only: dict[str, Any]) -> str:
         return (f"The screenshot makes no difference beyond noise (±{100 * noise:.1f} pts at "
                 f"n={model.get('n')}) on any metric of the table.")
     return f"{head}: " + "; ".join(better + worse) + f" (noise level ±{100 * noise:.1f} pts)."
+
+
+def network_verdict(model: dict[str, Any], baselines: dict[str, dict[str, Any]]) -> list[str]:
+    """Does the full model beat its priors alone and its blank-screen ablation on candidate top-5
+    (all tasks)? Said plainly either way, with the margins."""
+    mine = lookup(model, ("candidates", "top5"))
+    parts = []
+    for name in (PRIORS_ALONE, TEXT_ONLY):
+        other = lookup(baselines.get(name, {}), ("candidates", "top5"))
+        if mine is None or other is None:
+            continue
+        verb = "beats" if mine > other else "does NOT beat"
+        parts.append(f"{verb} {name} ({_fmt(mine)} vs {_fmt(other)}, {100 * (mine - other):+.1f} pts)")
+    if not parts:
+        return []
+    return ["**Does the network add to its priors?** On candidate top-5 over all tasks the full model "
+            + "; it ".join(parts) + ".", ""]
+
+
+def _pair_table(systems: dict[str, dict[str, Any]]) -> list[str]:
+    """Candidate top-5 per task and language of the target, every system side by side."""
+    pairs = sorted({pair for metrics in systems.values() for pair in metrics.get("per_task_language", {})},
+                   key=lambda pair: (TASKS.index(pair.split("/")[0]), LAYOUTS.index(pair.split("/")[1])))
+    if not pairs:
+        return []
+    counts = next((m["per_task_language"] for m in systems.values() if m.get("per_task_language")), {})
+    short = {"error_correction": "corr", "auto_completion": "comp", "suggestion": "sugg"}
+    header = [f"{short[p.split('/')[0]]} {p.split('/')[1]} (n={counts.get(p, {}).get('n', '?')})" for p in pairs]
+    lines = ["### Candidate top-5 per task and language, same records", "",
+             "| system | " + " | ".join(header) + " |", "|---|" + "---|" * len(pairs)]
+    for name, metrics in systems.items():
+        groups = metrics.get("per_task_language", {})
+        lines.append(f"| {name} | " + " | ".join(_fmt(groups.get(p, {}).get("top5")) for p in pairs) + " |")
+    return lines + [""]
 
 
 def _comparison_table(systems: dict[str, dict[str, Any]]) -> list[str]:
@@ -182,6 +219,8 @@ def write_report(metrics: dict[str, Any], out_dir: Path) -> Path:
         lines += ["## Side by side, same records", ""] + _comparison_table(systems) + [""]
         if TEXT_ONLY in metrics["baselines"]:
             lines += ["**Does the screenshot help?** " + screenshot_verdict(model, metrics["baselines"][TEXT_ONLY]), ""]
+        lines += network_verdict(model, metrics["baselines"])
+        lines += _pair_table(systems)
         if metrics.get("baseline_notes"):
             lines += [f"- {note}" for note in metrics["baseline_notes"]] + [""]
     path = out_dir / "report.md"

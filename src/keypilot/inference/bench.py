@@ -6,13 +6,16 @@ and the parent's torch (needed to build a model from ``--config`` and export it)
 
 Stages (milliseconds, p50/p95 over sample screens x texts, after one warm-up round):
 
+Every figure is a stage time the predictor itself reports in ``Prediction.timing_ms``:
+
 - ``new_screen``: hash + letterbox + screen encoder on a screenshot not in the cache;
-- ``keystroke``: ``predict(full=False)`` on a cached screen with text in the field - the
-  keystroke graph and the 5 candidates the strip shows: what the user waits for while typing;
-- ``keystroke_full``: the same with ``full=True`` (corrections and completions both decoded);
+- ``keystroke``: ``predict(full=False)`` on a cached screen with text in the field - priors,
+  keystroke graph and the strip's 5 candidates: what the user waits for while typing;
+- ``keystroke_full``: the same with ``full=True`` (corrections and completions both ranked);
+- ``priors``: the priors' candidates and features for the text;
 - ``keystroke_graph``: the text/fusion/router part alone;
-- ``candidates``: one list of 5 candidates (a beam of 10, as the predictor runs it);
-- ``suggestion``: the suggestion beam (width 4, up to 5 tokens);
+- ``candidates``: one list of 5 candidates (first-token logits of the decoder fused with the prior);
+- ``suggestion``: the suggestion beam (width 4, up to 5 tokens) on a screen's first empty field;
 - ``end_to_end_new`` / ``end_to_end_cached``: ``predict(full=False)`` on a new screen / on a
   cached screen with an empty field (the strip is then the suggestion).
 """
@@ -26,8 +29,7 @@ import resource
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,8 +37,8 @@ from typing import Any
 import numpy as np
 
 BACKENDS: tuple[str, ...] = ("torch", "onnx", "onnx-int8")
-STAGES: tuple[str, ...] = ("new_screen", "keystroke", "keystroke_full", "keystroke_graph", "candidates", "suggestion",
-                           "end_to_end_new", "end_to_end_cached")
+STAGES: tuple[str, ...] = ("new_screen", "keystroke", "keystroke_full", "priors", "keystroke_graph", "candidates",
+                           "suggestion", "end_to_end_new", "end_to_end_cached")
 # Reference targets for this project (1 thread, 2-core CPU; docs/export.md).
 TARGETS: dict[str, str] = {
     "new_screen + keystroke": "<= 25 ms (INT8 p50)",
@@ -51,72 +53,21 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
 
-def _time(fn: Callable[[], Any], repeats: int) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return times
-
-
 # ----------------------------------------------------------------------------- worker side
 
 
-class _OnnxStages:
-    """The ONNX predictor's stages (public methods of ``OnnxPredictor``)."""
-
-    def __init__(self, path: Path, threads: int, int8: bool) -> None:
-        from keypilot.inference.onnx_predictor import OnnxPredictor
-
-        self.predictor = OnnxPredictor.from_pretrained(path, threads=threads, int8=int8)
-
-    def new_screen(self, image: Any) -> None:
-        self.predictor.clear_cache()
-        self.predictor.screen(image)
-
-    def keystroke_graph(self, image: Any, text: str) -> Any:
-        return self.predictor.encode_keystroke(self.predictor.screen(image)[0], text)
-
-    def candidates(self, state: Any) -> None:
-        self.predictor.decode(state, "auto_completion", self.predictor.candidate_width, self.predictor.num_candidates)
-
-    def suggestion(self, state: Any) -> None:
-        self.predictor.decode(state, "suggestion", self.predictor.beam_width, 1)
-
-
-class _TorchStages:
-    """The same stages on the torch ``Predictor`` (its screen cache, model and candidate search)."""
-
-    def __init__(self, path: Path, threads: int) -> None:
+def load_predictor(backend: str, path: Path, threads: int) -> Any:
+    """The backend's predictor, with ``threads`` intra-op threads."""
+    if backend == "torch":
         import torch
 
         from keypilot.inference.predictor import Predictor
 
         torch.set_num_threads(threads)
-        self.torch = torch
-        self.predictor = Predictor.from_pretrained(path)
+        return Predictor.from_pretrained(path)
+    from keypilot.inference.onnx_predictor import OnnxPredictor
 
-    def new_screen(self, image: Any) -> None:
-        self.predictor.clear_cache()
-        self.predictor.screen(image)
-
-    def keystroke_graph(self, image: Any, text: str) -> Any:
-        p = self.predictor
-        ids, mask = p._context([text])
-        with self.torch.inference_mode():
-            out = p.model.encode_keystroke(p.screen(image)[0], ids, mask, user_id=self.torch.tensor([-1]),
-                                           prev_layout=self.torch.tensor([0]))
-        return out
-
-    def candidates(self, out: Any) -> None:
-        with self.torch.inference_mode():
-            self.predictor._candidates(out, "auto_completion", out["layout_next"], [0], self.predictor.num_candidates,
-                                       self.predictor.candidate_width)
-
-    def suggestion(self, out: Any) -> None:
-        with self.torch.inference_mode():
-            self.predictor._candidates(out, "suggestion", out["layout_next"], [0], 1, self.predictor.beam_width)
+    return OnnxPredictor.from_pretrained(path, threads=threads, int8=backend == "onnx-int8")
 
 
 def peak_rss_mb() -> float:
@@ -137,8 +88,7 @@ def measure_worker(backend: str, path: Path, screens: list[Path], threads: int, 
     """Time every stage of one backend in this process; returns the figures and peak RSS."""
     from PIL import Image
 
-    stages = _TorchStages(path, threads) if backend == "torch" else _OnnxStages(path, threads, backend == "onnx-int8")
-    predictor = stages.predictor
+    predictor = load_predictor(backend, path, threads)
     images = []
     for screen in screens:
         with Image.open(screen) as opened:
@@ -148,17 +98,20 @@ def measure_worker(backend: str, path: Path, screens: list[Path], threads: int, 
         for i, image in enumerate(images):
             text = SAMPLE_TEXTS[(i + round_) % len(SAMPLE_TEXTS)] or "ok"  # keystroke: a non-empty field
             predictor.clear_cache()
+            new = predictor.predict(image, text, full=False)
+            typed = predictor.predict(image, text, full=False)  # the screen is cached now
+            empty = predictor.predict(image, "", full=False)  # the suggestion is decoded (then kept per screen)
             sample = {
-                "end_to_end_new": _time(lambda: predictor.predict(image, text, full=False), 1),
-                "keystroke": _time(lambda: predictor.predict(image, text, full=False), 1),
-                "keystroke_full": _time(lambda: predictor.predict(image, text), 1),
-                "end_to_end_cached": _time(lambda: predictor.predict(image, "", full=False), 1),
-                "new_screen": _time(lambda: stages.new_screen(image), 1),
-                "keystroke_graph": _time(lambda: stages.keystroke_graph(image, text), 1),
+                "end_to_end_new": [new.timing_ms["total"]],
+                "new_screen": [new.timing_ms["screen"]],
+                "keystroke": [typed.timing_ms["keystroke"]],
+                "priors": [typed.timing_ms["priors"]],
+                "keystroke_graph": [typed.timing_ms["network"]],
+                "candidates": [typed.timing_ms["candidates"]],
+                "keystroke_full": [predictor.predict(image, text).timing_ms["keystroke"]],
+                "end_to_end_cached": [empty.timing_ms["total"]],
+                "suggestion": [empty.timing_ms["suggestion"]],
             }
-            state = stages.keystroke_graph(image, text)
-            sample["candidates"] = _time(lambda: stages.candidates(state), 1)
-            sample["suggestion"] = _time(lambda: stages.suggestion(state), 1)
             if round_:
                 for name, values in sample.items():
                     times[name] += values
@@ -216,8 +169,9 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("new screen: screen encoder (+ hash, letterbox)", "new_screen", ""),
     ("keystroke on a cached screen (graph + the strip's 5 candidates)", "keystroke", TARGETS["keystroke"]),
     ("  same, both lists decoded (full=True)", "keystroke_full", ""),
+    ("  priors", "priors", ""),
     ("  keystroke graph alone", "keystroke_graph", ""),
-    ("  5 candidates (one beam of 5)", "candidates", ""),
+    ("  5 candidates (first token fused with the prior)", "candidates", ""),
     ("suggestion beam (width 4, <= 5 tokens)", "suggestion", ""),
     ("predict(full=False), new screen", "end_to_end_new", TARGETS["new_screen + keystroke"]),
     ("predict(full=False), cached screen, empty field", "end_to_end_cached", ""),

@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from keypilot.inference.candidates import PRIORS_DIR, load_prior_weight
 from keypilot.inference.onnx_predictor import MANIFEST_FILE, TOKENIZER_FILE
-from keypilot.inference.postprocess import candidate_beam_width
 from keypilot.labels import EXPERTS, LAYOUTS, TASKS
 from keypilot.models.keypilot_model import KeyPilotModel
 from keypilot.models.layers import TransformerBlock
@@ -47,9 +47,9 @@ OPSET = 17
 
 
 def top_k(model_cfg: dict[str, Any]) -> int:
-    """How many flattened (beam, token) scores the head returns: the widest beam the predictor
-    runs (corrections and completions ``candidate_beam_width``, suggestions ``beam_width``)."""
-    return max(candidate_beam_width(model_cfg["decoder"]["num_candidates"]), model_cfg["decoder"]["beam_width"])
+    """How many flattened (beam, token) scores the head returns: the suggestion's beam width (the
+    only beam search left: corrections and completions are ranked from the first token's logits)."""
+    return model_cfg["decoder"]["beam_width"]
 
 
 def graph_spec(file: str, inputs: list[str], outputs: list[str], dynamic: dict[str, dict[int, str]]) -> dict[str, Any]:
@@ -83,12 +83,13 @@ class KeystrokeGraph(nn.Module):
         self.model = model
 
     def forward(self, global_feat: Tensor, roi_feats: Tensor, input_ids: Tensor, attention_mask: Tensor,
-                user_id: Tensor, prev_layout: Tensor, layout_override: Tensor) -> tuple[Tensor, ...]:
+                user_id: Tensor, prev_layout: Tensor, layout_override: Tensor,
+                prior_features: Tensor | None = None) -> tuple[Tensor, ...]:
         m, router, moe = self.model, self.model.layout_router, self.model.decoder.moe
         screen = {"global_feat": global_feat, "roi_feats": roi_feats}
         h_t, _ = m.encoder.encode_keystroke(screen, input_ids, attention_mask, user_id)
-        _, task_probs, e_task = m.task_router(h_t)
-        layout_logits = router(h_t, prev_layout)
+        _, task_probs, e_task = m.task_router(h_t, prior_features)
+        layout_logits = router(h_t, prev_layout, prior_features)
         layout_next, _ = apply_hysteresis(layout_logits, prev_layout, router.hysteresis_bias, router.switch_threshold)
         onehot = F.one_hot(layout_next, len(LAYOUTS)).to(h_t.dtype)
         e_layout = onehot @ router.codebook
@@ -183,8 +184,11 @@ def export_fp32(model: KeyPilotModel, out: Path) -> dict[str, dict[str, Any]]:
 
         ids = torch.randint(0, vocab, (1, 8))
         args = (global_feat, roi_feats, ids, torch.ones_like(ids), torch.tensor([-1]), torch.tensor([0]), torch.tensor([-1]))
-        spec = graph_spec("keystroke.onnx", ["global_feat", "roi_feats", "input_ids", "attention_mask", "user_id", "prev_layout",
-                                             "layout_override"],
+        inputs = ["global_feat", "roi_feats", "input_ids", "attention_mask", "user_id", "prev_layout", "layout_override"]
+        if cfg.get("prior_features", 0):
+            args += (torch.zeros(1, cfg["prior_features"]),)
+            inputs.append("prior_features")
+        spec = graph_spec("keystroke.onnx", inputs,
                           ["task_probs", "layout_logits", "layout_probs", "layout_shown", "expert_probs", "cond_prefix", "cond_weights"],
                           {"input_ids": {1: "tokens"}, "attention_mask": {1: "tokens"}})
         _export(KeystrokeGraph(model).eval(), args, out / spec["file"], spec)
@@ -220,6 +224,8 @@ def export_run(run: Path, out: Path, int8: bool = False, calib_images: int = 32,
     cfg = model.config["model"]
     graphs = export_fp32(model, out)
     shutil.copyfile(run / TOKENIZER_FILE, out / TOKENIZER_FILE)
+    if (run / PRIORS_DIR).is_dir():
+        shutil.copytree(run / PRIORS_DIR, out / PRIORS_DIR, dirs_exist_ok=True)
     tokenizer = KeyPilotTokenizer.from_file(out / TOKENIZER_FILE)
     manifest: dict[str, Any] = {
         "format": 1,
@@ -231,6 +237,9 @@ def export_run(run: Path, out: Path, int8: bool = False, calib_images: int = 32,
         "eos_id": tokenizer.eos_id,
         "top_k": top_k(cfg),
         "tokenizer": TOKENIZER_FILE,
+        # beta of the fusion with the priors: fitted on the validation split when the run says so
+        "prior_weight": load_prior_weight(run, float(model.decoder.prior_weight.detach())),
+        "priors": PRIORS_DIR if (out / PRIORS_DIR).is_dir() else None,
     }
     if int8:
         screens = calibration_screens(calib_data or run, calib_images, cfg["image_height"], cfg["image_width"])

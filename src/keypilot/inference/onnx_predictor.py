@@ -3,16 +3,21 @@
 Same interface and results as ``keypilot.inference.predictor.Predictor`` (``from_pretrained``,
 ``predict(image, text, prev_layout, user_id, layout)`` -> ``Prediction``), running on
 onnxruntime with ``tokenizers``, Pillow and numpy only: nothing on this module's import path
-imports torch (``tests/test_onnx_predictor.py`` checks it in a fresh interpreter).
+imports torch (``tests/test_onnx_predictor.py`` checks it in a fresh interpreter). The graphs
+supply the network's numbers; ranking the candidates is ``keypilot.inference.candidates``,
+the code the torch predictor runs too.
 
 A keystroke on an unchanged screenshot does not re-encode it: the visual tokens are kept in
-an LRU (``ScreenCache``) keyed by a hash of the pixels or the caller's id for them. ``encoder_runs`` counts the screen graph's runs.
+an LRU (``ScreenCache``) keyed by a hash of the pixels or the caller's id for them; the
+suggestion for an empty field is kept per screen as well. ``encoder_runs`` counts the screen
+graph's runs.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,20 +27,13 @@ import onnxruntime as ort
 from PIL import Image
 
 from keypilot.beam import beam_search
-from keypilot.inference.postprocess import (
-    Candidate,
-    Prediction,
-    candidate_beam_width,
-    is_empty_field,
-    keep_candidates,
-    language_bias,
-    lists_to_decode,
-    strip_for,
-)
+from keypilot.inference.candidates import CandidateFusion, KeystrokeNet, answer, feature_row, propose, stage_times
+from keypilot.inference.postprocess import Candidate, Prediction, keep_candidates, language_bias
 from keypilot.inference.preprocess import (
     SCREEN_CACHE_SIZE,
     ImageInput,
     ScreenCache,
+    cache_key,
     context_ids,
     letterbox_array,
     to_pil,
@@ -63,12 +61,8 @@ def make_session(path: Path, threads: int = 1) -> ort.InferenceSession:
 class KeystrokeState:
     """What one keystroke's graph gives, batch 1, ready for decoding."""
 
-    task_probs: np.ndarray  # [3]
-    layout_logits: np.ndarray  # [5], before hysteresis
-    layout_probs: np.ndarray  # [5], softmax of the raw logits
-    layout: int  # the layout shown (hysteresis, or pinned)
-    expert_probs: np.ndarray  # [5], EXPERTS order
-    cond_prefix: np.ndarray  # [3 tasks, 3, d]: decoder prefix per forced task
+    net: KeystrokeNet
+    cond_prefix: np.ndarray  # [3 tasks, 3, d]: decoder prefix per forced task, layout shown
     cond_weights: np.ndarray  # [3 tasks, 5]: active experts' weights per forced task
 
 
@@ -89,18 +83,26 @@ class OnnxPredictor:
         self.height, self.width = mc["image_height"], mc["image_width"]
         self.max_context, self.max_target = mc["max_context_tokens"], mc["max_target_tokens"]
         self.beam_width, self.num_candidates = mc["decoder"]["beam_width"], mc["decoder"]["num_candidates"]
-        self.candidate_width = candidate_beam_width(self.num_candidates)
         self.vocab_size, self.d_model = mc["vocab_size"], mc["d_model"]
+        self.prior_features = mc.get("prior_features", 0)
         self.eos_id = int(self.manifest["eos_id"])
         self.masks = language_bias(self.tokenizer, self.vocab_size, self.eos_id)
+        self.priors = None
+        if self.manifest.get("priors"):
+            from keypilot.priors import Priors
+
+            self.priors = Priors.load(self.export_dir / self.manifest["priors"])
+        self.fusion = CandidateFusion(self.tokenizer, self.vocab_size, self.manifest.get("prior_weight", 1.0))
         self._screens: ScreenCache[dict[str, np.ndarray]] = ScreenCache(cache_size)
+        self._suggestions: OrderedDict[tuple, Candidate | None] = OrderedDict()
+        self._cache_size = cache_size
         self.encoder_runs = 0
 
     @classmethod
     def from_pretrained(cls, export_dir: str | Path, threads: int = 1, int8: bool = False,
                         cache_size: int = SCREEN_CACHE_SIZE) -> OnnxPredictor:
-        """Load an export folder (``manifest.json``, graphs, ``tokenizer.json``); ``int8`` picks the
-        INT8 graphs; ``cache_size`` encoded screens are kept (least recently used goes first)."""
+        """Load an export folder (``manifest.json``, graphs, ``tokenizer.json``, ``priors/``); ``int8``
+        picks the INT8 graphs; ``cache_size`` encoded screens are kept (least recently used goes first)."""
         return cls(Path(export_dir), threads=threads, int8=int8, cache_size=cache_size)
 
     # ------------------------------------------------------------------ stages
@@ -118,47 +120,59 @@ class OnnxPredictor:
 
     def clear_cache(self) -> None:
         self._screens.clear()
+        self._suggestions.clear()
 
     def encode_keystroke(self, screen: dict[str, np.ndarray], text: str, prev_layout: str = "EN",
-                         user_id: int | None = None, layout: str | None = None) -> KeystrokeState:
-        """Run the keystroke graph on cached visual tokens."""
+                         user_id: int | None = None, layout: str | None = None, priors: Any = None) -> KeystrokeState:
+        """Run the keystroke graph on cached visual tokens (``priors``: the text's ``KeystrokePriors``)."""
         ids = context_ids(self.tokenizer, text, self.max_context)[None]
-        outputs = self.sessions["keystroke"].run(None, {
+        feeds = {
             **screen,
             "input_ids": ids,
             "attention_mask": np.ones_like(ids),
             "user_id": np.asarray([-1 if user_id is None else user_id], dtype=np.int64),
             "prev_layout": np.asarray([LAYOUT_INDEX[prev_layout]], dtype=np.int64),
             "layout_override": np.asarray([-1 if layout is None else LAYOUT_INDEX[layout]], dtype=np.int64),
-        })  # fmt: skip
-        task_probs, layout_logits, layout_probs, layout_used, expert_probs, prefix, weights = outputs
-        return KeystrokeState(task_probs[0], layout_logits[0], layout_probs[0], int(layout_used[0]), expert_probs[0], prefix, weights)
+        }
+        if self.prior_features:
+            feeds["prior_features"] = feature_row(priors, self.prior_features)[None]
+        task_probs, layout_logits, layout_probs, layout_used, expert_probs, prefix, weights = self.sessions["keystroke"].run(None, feeds)
+        net = KeystrokeNet(task_probs[0], layout_logits[0], layout_probs[0], int(layout_used[0]), expert_probs[0])
+        return KeystrokeState(net, prefix, weights)
 
-    def decode(self, state: KeystrokeState, task: str, beam_width: int, count: int) -> list[Candidate]:
-        """Beam-search candidates of ``task``'s conditioning in the shown layout's language."""
+    def _experts(self, state: KeystrokeState, task: str, prev_emb: np.ndarray) -> np.ndarray:
+        """The active experts' mixed output at the last position, ``[B, d]``, for ``task``'s conditioning."""
         row = TASKS.index(task)
         prefix, weights = state.cond_prefix[row : row + 1], state.cond_weights[row]
-        active = [(EXPERTS[i], float(w)) for i, w in enumerate(weights) if w > 0]
-        layout = LAYOUTS[state.layout]
-        bias = self.masks[layout, "phrase" if task == "suggestion" else "word"][None]
-        first_bias = self.masks[layout, "first"][None]
+        feeds = {"prefix": np.repeat(prefix, len(prev_emb), axis=0), "prev_emb": prev_emb}
+        return sum(float(w) * self.sessions[f"expert_{EXPERTS[i]}"].run(None, feeds)[0] for i, w in enumerate(weights) if w > 0)
+
+    def first_token_logits(self, state: KeystrokeState, task: str) -> np.ndarray:
+        """The decoder's logits of a candidate's first token ``[V]`` (task conditioning, layout shown)."""
+        z = self._experts(state, task, np.zeros((1, 0, self.d_model), np.float32))
+        zero = np.zeros((1, self.vocab_size), np.float32)
+        return self.sessions["decode_head"].run(["logits"], {"z": z.astype(np.float32), "token_bias": zero,
+                                                             "beam_scores": np.zeros(1, np.float32)})[0][0]
+
+    def suggest(self, state: KeystrokeState) -> Candidate | None:
+        """The decoder's beam search under the suggestion task, in the shown layout's language."""
+        layout = LAYOUTS[state.net.layout]
+        bias, first_bias = self.masks[layout, "phrase"][None], self.masks[layout, "first"][None]
         embeddings: dict[tuple[int, ...], np.ndarray] = {(): np.zeros((0, self.d_model), np.float32)}
 
         def step(prev: list[list[int]], scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            feeds = {"prefix": np.repeat(prefix, len(prev), axis=0), "prev_emb": np.stack([embeddings[tuple(p)] for p in prev])}
-            z = sum(w * self.sessions[f"expert_{name}"].run(None, feeds)[0] for name, w in active)
+            z = self._experts(state, "suggestion", np.stack([embeddings[tuple(p)] for p in prev]))
             top_scores, top_index, top_emb, _ = self.sessions["decode_head"].run(
                 None, {"z": z.astype(np.float32), "token_bias": first_bias if not prev[0] else bias, "beam_scores": scores})
             # The next step needs the embeddings of the chosen tokens; the head returns them.
             for value, index, emb in zip(top_scores, top_index, top_emb):
                 if np.isfinite(value):
                     beam, token = divmod(int(index), self.vocab_size)
-                    key = (*prev[beam], token)
-                    embeddings[key] = np.concatenate([embeddings[tuple(prev[beam])], emb[None]])
+                    embeddings[(*prev[beam], token)] = np.concatenate([embeddings[tuple(prev[beam])], emb[None]])
             return top_scores, top_index
 
-        hypotheses = beam_search(step, self.vocab_size, self.eos_id, beam_width, self.max_target, beam_width)
-        return keep_candidates(hypotheses, self.tokenizer.decode_target, LAYOUTS[state.layout], count)
+        hypotheses = beam_search(step, self.vocab_size, self.eos_id, self.beam_width, self.max_target, self.beam_width)
+        return (keep_candidates(hypotheses, self.tokenizer.decode_target, layout, 1) or [None])[0]
 
     # ------------------------------------------------------------------ prediction
 
@@ -168,32 +182,33 @@ class OnnxPredictor:
         ``full=False`` decodes only the list the strip shows (the others come back empty);
         ``screen_key`` names the screenshot for the cache instead of a hash of its pixels."""
         started = time.perf_counter()
-        screen, cached = self.screen(image, screen_key)
+        key = cache_key(image, screen_key)
+        screen, cached = self._screens.get(image, lambda uncached: self.encode_screen(to_pil(uncached)), key=key)
         screen_ms = 0.0 if cached else 1000 * (time.perf_counter() - started)
         keystroke_start = time.perf_counter()
-        state = self.encode_keystroke(screen, text, prev_layout, user_id, layout)
-        task = TASKS[int(np.argmax(state.task_probs))]
-        empty = is_empty_field(text)
-        suggestion = (self.decode(state, "suggestion", self.beam_width, 1) or [None])[0] if empty else None
-        wants_correction, wants_completion = lists_to_decode(task, text, full, suggestion is not None)
-        width = self.candidate_width
-        corrections = self.decode(state, "error_correction", width, self.num_candidates) if wants_correction else []
-        completions = self.decode(state, "auto_completion", width, self.num_candidates) if wants_completion else []
-        shown, kind = strip_for(task, text, corrections, completions, suggestion)
-        keystroke_ms = 1000 * (time.perf_counter() - keystroke_start)
-        return Prediction(
-            task=task,
-            task_probs=dict(zip(TASKS, state.task_probs.tolist())),
-            corrections=corrections,
-            completions=completions,
-            suggestion=suggestion,
-            layout=LAYOUTS[state.layout],
-            layout_raw=LAYOUTS[int(np.argmax(state.layout_logits))],
-            layout_probs=dict(zip(LAYOUTS, state.layout_probs.tolist())),
-            expert_probs=dict(zip(EXPERTS, state.expert_probs.tolist())),
-            shown=shown,
-            screen_cached=cached,
-            timing_ms={"screen": round(screen_ms, 2), "keystroke": round(keystroke_ms, 2),
-                       "total": round(1000 * (time.perf_counter() - started), 2)},
-            shown_kind=kind,
-        )
+        priors = propose(self.priors, text)
+        priors_done = time.perf_counter()
+        state = self.encode_keystroke(screen, text, prev_layout, user_id, layout, priors)
+        network_done = time.perf_counter()
+        logits: dict[str, np.ndarray] = {}
+
+        def first_logits(task: str) -> np.ndarray:
+            if task not in logits:
+                logits[task] = self.first_token_logits(state, task)
+            return logits[task]
+
+        def suggest() -> Candidate | None:
+            # The suggestion depends on the screen, the user and the layouts only: keep it.
+            entry = (key, user_id, prev_layout, state.net.layout)
+            if entry not in self._suggestions:
+                self._suggestions[entry] = self.suggest(state)
+                if len(self._suggestions) > self._cache_size:
+                    self._suggestions.popitem(last=False)
+            return self._suggestions[entry]
+
+        prediction = answer(state.net, text, priors, first_logits, suggest, self.fusion, self.num_candidates, full,
+                            cached, stage_times(screen_ms, keystroke_start, priors_done, network_done))
+        prediction.timing_ms["keystroke"] = round(1000 * (time.perf_counter() - keystroke_start), 2)
+        prediction.timing_ms["total"] = round(1000 * (time.perf_counter() - started), 2)
+        return prediction
+

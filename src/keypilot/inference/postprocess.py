@@ -1,11 +1,10 @@
-"""Torch-free decoding and result assembly: beam search, candidate filtering, the strip.
+"""Torch-free result types and rules shared by both backends: the language masks, the filter
+of decoded phrases, which lists a keystroke decodes, and the strip.
 
-The rules of ``keypilot.inference.predictor`` (its module docstring says why), kept here once
-for both backends: corrections and completions are beam-searched under the error-correction
-and auto-completion task embeddings, the suggestion only for an empty field; every candidate
-is in the shown layout's language; the strip follows method.md's priority. The torch and ONNX
-predictors share the result types, the language masks, the candidate filter and the strip,
-so both backends answer and serialize alike.
+Every candidate is in the shown layout's language; the suggestion is decoded only for an
+empty field; the strip follows method.md's priority. ``keypilot.inference.candidates`` ranks
+corrections and completions with these rules for the torch and the ONNX predictor alike, so
+both backends answer and serialize the same way.
 """
 
 from __future__ import annotations
@@ -23,8 +22,13 @@ STRIP_SIZE = 3  # candidates a phone keyboard shows above the keys
 
 @dataclass
 class Candidate:
+    """One ranked candidate: its text, probability, log-score, and where it came from
+    (``prior``: the priors' list re-scored by the network; ``network``: the decoder's own)."""
+
     text: str
     prob: float
+    score: float = 0.0
+    source: str = "network"
 
 
 @dataclass
@@ -47,7 +51,7 @@ class Prediction:
 
     def to_dict(self) -> dict[str, Any]:
         def cand(c: Candidate) -> dict[str, Any]:
-            return {"text": c.text, "prob": c.prob}
+            return {"text": c.text, "prob": c.prob, "source": c.source}
 
         return {
             "task": self.task,
@@ -136,16 +140,6 @@ def language_bias(tokenizer: Any, vocab_size: int, eos_id: int) -> dict[tuple[st
     return biases
 
 
-def candidate_beam_width(num_candidates: int) -> int:
-    """Beam width of the correction and completion searches, in both predictors and the export.
-
-    As wide as the list: a wider beam (it was twice as wide) left room for candidates that
-    masking, duplicates and the language check drop, but doubled the decoding per keystroke,
-    which is most of a keystroke's time (docs/export.md); the list may now come back shorter.
-    """
-    return num_candidates
-
-
 def lists_to_decode(task: str, text: str, full: bool, has_suggestion: bool) -> tuple[bool, bool]:
     """Whether to decode (corrections, completions): both when ``full``, else only the list
     ``strip_for`` will show, so a keystroke pays for one beam search, not two."""
@@ -162,5 +156,5 @@ def keep_candidates(hypotheses: Sequence[tuple[list[int], float]], decode: Calla
         text = decode(tokens).strip()
         # U+FFFD: the beam stopped inside a multi-byte character; not a real candidate.
         if text and "\ufffd" not in text and text not in kept and lang_of(text) == layout:
-            kept[text] = Candidate(text, float(np.exp(logprob)))
+            kept[text] = Candidate(text, float(np.exp(logprob)), float(logprob), "network")
     return list(kept.values())[:count]

@@ -5,24 +5,27 @@ What one call does, in order:
 1. The screenshot is letterboxed exactly as in training (``keypilot.inference.preprocess``)
    and encoded once: screens are cached by a hash of their pixels or the caller's id for
    them (an LRU), so typing on an unchanged screen runs only the text side (``encode_keystroke``).
-2. The context is tokenized as in training (``encode_context``); the model gives task,
-   layout (hysteresis against ``prev_layout``: method.md) and expert probabilities.
-3. Candidates: corrections and completions are beam-searched with the decoder conditioned on
-   the error-correction, resp. auto-completion, task embedding (so both lists exist whatever
-   the router says); the suggestion (beam 4, up to ``max_target_tokens``) only when the field
-   is empty, the only time it is shown. Decoding is conditioned on the layout actually
-   shown and obeys Lang(candidate) = Lang(layout): tokens of another language are masked
-   out of the beam and every candidate is checked with ``lang_of``.
-4. The strip (``shown``) follows method.md's priority: "suggestion when C_t is empty;
-   correction when the last word is wrong; completion otherwise". "The last word is wrong"
-   is the task router's verdict (predicted task = error_correction); emptiness is read from
-   the text, not from the router, because a suggestion has nowhere else to go.
+2. The priors (``keypilot.priors``) read the field's text: candidate corrections and
+   completions per language and the features the routers read.
+3. The context is tokenized as in training; the model gives task, layout (hysteresis against
+   ``prev_layout``: method.md) and expert probabilities.
+4. ``keypilot.inference.candidates.answer`` (shared with the ONNX predictor) ranks the
+   candidates: the decoder's first-token logits under the error-correction, resp.
+   auto-completion, task embedding and the layout shown, fused with the prior; every
+   candidate is in the shown layout's language. The suggestion for an empty field is a beam
+   search of the decoder, kept per screen (it depends on the screen, the user and the
+   layouts only). The strip follows method.md's priority: "suggestion when C_t is empty;
+   correction when the last word is wrong; completion otherwise" ("wrong" is the task
+   router's verdict).
+
+This module supplies the network's numbers with torch; everything after them is backend-neutral.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,20 +35,29 @@ import torch
 import torch.nn.functional as F
 
 from keypilot.data.dataset import encode_context
+from keypilot.inference.candidates import (
+    CandidateFusion,
+    KeystrokeNet,
+    answer,
+    feature_row,
+    load_prior_weight,
+    load_priors,
+    propose,
+    stage_times,
+)
 from keypilot.inference.postprocess import (
     Candidate,
     Prediction,
     allowed_tokens,
-    candidate_beam_width,
     is_empty_field,
     keep_candidates,
-    lists_to_decode,
-    strip_for,
     token_classes,
 )
-from keypilot.inference.preprocess import SCREEN_CACHE_SIZE, ImageInput, ScreenCache, letterbox_array, to_pil
-from keypilot.labels import EXPERTS, LAYOUT_INDEX, LAYOUTS, TASK_INDEX, TASKS
+from keypilot.inference.preprocess import SCREEN_CACHE_SIZE, ImageInput, ScreenCache, cache_key, letterbox_array, to_pil
+from keypilot.labels import LAYOUT_INDEX, LAYOUTS, TASK_INDEX
 from keypilot.models.routers import apply_hysteresis
+
+CANDIDATE_TASKS = ("error_correction", "auto_completion")
 
 
 @dataclass
@@ -57,6 +69,19 @@ class BatchResult:
     text_feat: np.ndarray  # N x d
     expert_probs: np.ndarray  # N x 5, EXPERTS order
     layout_logits: np.ndarray  # N x 5, LAYOUTS order, before hysteresis
+
+
+@dataclass
+class NetworkBatch:
+    """The network's side of a batch of records: what ``answer`` and the evaluation need."""
+
+    records: Sequence[Any]
+    nets: list[KeystrokeNet]
+    priors: list[Any]  # KeystrokePriors per record (None without priors)
+    first_logits: dict[str, np.ndarray]  # task -> B x V, under the layout shown
+    arrays: dict[str, np.ndarray]  # global_feat, text_feat, expert_probs, layout_logits
+    suggestions: dict[int, Candidate | None]  # row -> suggestion (empty fields only)
+    seconds: float
 
 
 class LanguageMasks:
@@ -74,9 +99,16 @@ class LanguageMasks:
 
 
 class Predictor:
-    """A trained run on one device, answering keystrokes (``predict``) or records (``predict_batch``)."""
+    """A trained run on one device, answering keystrokes (``predict``) or records (``predict_batch``).
 
-    def __init__(self, model: Any, tokenizer: Any, device: str = "cpu", cache_size: int = SCREEN_CACHE_SIZE) -> None:
+    Args:
+        model: a ``KeyPilotModel``; tokenizer: its ``KeyPilotTokenizer``.
+        priors: the run's ``keypilot.priors.Priors`` (None: the network alone).
+        prior_weight: beta of the fusion (default: the one the model learned).
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, device: str = "cpu", cache_size: int = SCREEN_CACHE_SIZE,
+                 priors: Any = None, prior_weight: float | None = None) -> None:
         self.model = model.to(device).eval()
         self.tokenizer = tokenizer
         self.device = torch.device(device)
@@ -85,14 +117,19 @@ class Predictor:
         self.max_context, self.max_target = mc["max_context_tokens"], mc["max_target_tokens"]
         self.beam_width = mc["decoder"]["beam_width"]
         self.num_candidates = mc["decoder"]["num_candidates"]
-        self.candidate_width = candidate_beam_width(self.num_candidates)
+        self.prior_features = mc.get("prior_features", 0)
         self.masks = LanguageMasks(tokenizer, mc["vocab_size"], self.device)
+        self.priors = priors
+        weight = float(model.decoder.prior_weight.detach()) if prior_weight is None else prior_weight
+        self.fusion = CandidateFusion(tokenizer, mc["vocab_size"], weight)
         self._screens: ScreenCache[dict[str, torch.Tensor]] = ScreenCache(cache_size)
+        self._suggestions: OrderedDict[tuple, Candidate | None] = OrderedDict()
+        self._cache_size = cache_size
 
     @classmethod
     def from_pretrained(cls, run_dir: str | Path, device: str = "cpu", cache_size: int = SCREEN_CACHE_SIZE) -> Predictor:
-        """Load ``RUN/config.yaml`` + ``RUN/model.safetensors`` and ``RUN/tokenizer.json``;
-        ``cache_size`` encoded screens are kept (least recently used goes first)."""
+        """Load ``RUN/config.yaml`` + ``RUN/model.safetensors``, ``RUN/tokenizer.json`` and, when the
+        run has them, ``RUN/priors/`` and ``RUN/fusion.json``; ``cache_size`` encoded screens are kept."""
         from keypilot.models.keypilot_model import KeyPilotModel
         from keypilot.tokenizer import KeyPilotTokenizer
 
@@ -100,8 +137,10 @@ class Predictor:
         for name in ("config.yaml", "model.safetensors", "tokenizer.json"):
             if not (run_dir / name).exists():
                 raise FileNotFoundError(f"{run_dir / name} is missing: not a trained run folder")
-        return cls(KeyPilotModel.from_pretrained(run_dir), KeyPilotTokenizer.from_file(run_dir / "tokenizer.json"), device,
-                   cache_size)
+        model = KeyPilotModel.from_pretrained(run_dir)
+        return cls(model, KeyPilotTokenizer.from_file(run_dir / "tokenizer.json"), device, cache_size,
+                   priors=load_priors(run_dir),
+                   prior_weight=load_prior_weight(run_dir, float(model.decoder.prior_weight.detach())))
 
     # ------------------------------------------------------------------ inputs
 
@@ -124,8 +163,27 @@ class Predictor:
 
     def clear_cache(self) -> None:
         self._screens.clear()
+        self._suggestions.clear()
 
-    # ------------------------------------------------------------------ decoding
+    # ------------------------------------------------------------------ the network's numbers
+
+    def _keystrokes(self, screen: dict[str, torch.Tensor], texts: Sequence[str], priors: Sequence[Any],
+                    user_ids: Sequence[int | None], prev_layouts: Sequence[str],
+                    layout: str | None = None) -> tuple[dict[str, torch.Tensor], list[KeystrokeNet], torch.Tensor]:
+        """Routers and encoder for a batch of keystrokes on encoded screens: (outputs, nets, layouts shown)."""
+        ids, mask = self._context(texts)
+        features = torch.from_numpy(np.stack([feature_row(p, self.prior_features) for p in priors])).to(self.device)
+        out = self.model.encode_keystroke(
+            screen, ids, mask,
+            user_id=torch.tensor([-1 if u is None else u for u in user_ids], device=self.device),
+            prev_layout=torch.tensor([LAYOUT_INDEX[p or "EN"] for p in prev_layouts], device=self.device),
+            prior_features=features if self.prior_features else None,
+        )  # fmt: skip
+        layouts = out["layout_next"] if layout is None else torch.full_like(out["layout_next"], LAYOUT_INDEX[layout])
+        arrays = {key: out[key].float().cpu().numpy() for key in ("task_probs", "layout_logits", "layout_probs", "expert_probs")}
+        nets = [KeystrokeNet(arrays["task_probs"][i], arrays["layout_logits"][i], arrays["layout_probs"][i], int(layouts[i]),
+                             arrays["expert_probs"][i]) for i in range(len(texts))]
+        return out, nets, layouts
 
     def _conditioning(self, out: dict[str, torch.Tensor], task: str, layouts: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Decoder inputs for a forced task and the shown layouts: (h_t, e_task, e_layout, g)."""
@@ -136,62 +194,27 @@ class Predictor:
         _, expert_probs = self.model.decoder.moe.route(h_t, e_task, e_layout, layout_weights)
         return h_t, e_task, e_layout, expert_probs
 
-    def _candidates(self, out: dict[str, torch.Tensor], task: str, layouts: torch.Tensor, rows: list[int],
-                    count: int, beam_width: int) -> dict[int, list[Candidate]]:
-        """Up to ``count`` distinct decoded texts of the layout's language, best first, per row."""
+    def _first_logits(self, out: dict[str, torch.Tensor], task: str, layouts: torch.Tensor) -> np.ndarray:
+        """The decoder's first-token logits ``B x V`` under ``task``'s conditioning and the layouts shown."""
+        return self.model.decoder.first_token_logits(*self._conditioning(out, task, layouts)).float().cpu().numpy()
+
+    def _suggest(self, out: dict[str, torch.Tensor], layouts: torch.Tensor, rows: list[int]) -> dict[int, Candidate | None]:
+        """The suggestion for each row (an empty field): the decoder's beam under the suggestion task."""
         if not rows:
             return {}
         index = torch.tensor(rows, device=self.device)
-        cond = [t[index] for t in self._conditioning(out, task, layouts)]
-        phrase = task == "suggestion"
-        allowed = torch.stack([self.masks.allowed(LAYOUTS[int(layouts[r])], phrase) for r in rows])
-        # Every candidate starts with a token of the layout's own language (and is never empty),
-        # so a phrase cannot be a lone symbol that the language check would then throw away.
+        cond = [t[index] for t in self._conditioning(out, "suggestion", layouts)]
+        allowed = torch.stack([self.masks.allowed(LAYOUTS[int(layouts[r])], True) for r in rows])
+        # A phrase starts with a token of the layout's own language (and is never empty), so it
+        # cannot be a lone symbol that the language check would then throw away.
         first = torch.stack([self.masks.allowed(LAYOUTS[int(layouts[r])], False) for r in rows])
-        beams = self.model.decoder.beam_search(*cond, eos_id=self.tokenizer.eos_id, beam_width=beam_width,
-                                               max_tokens=self.max_target, num_return=beam_width,
+        beams = self.model.decoder.beam_search(*cond, eos_id=self.tokenizer.eos_id, beam_width=self.beam_width,
+                                               max_tokens=self.max_target, num_return=self.beam_width,
                                                allowed_token_mask=allowed, first_token_mask=first)
-        return {row: keep_candidates(hypotheses, self.tokenizer.decode_target, LAYOUTS[int(layouts[row])], count)
+        return {row: (keep_candidates(hypotheses, self.tokenizer.decode_target, LAYOUTS[int(layouts[row])], 1) or [None])[0]
                 for row, hypotheses in zip(rows, beams)}
 
     # ------------------------------------------------------------------ prediction
-
-    def _answer(self, out: dict[str, torch.Tensor], texts: Sequence[str], layouts: torch.Tensor,
-                cached: Sequence[bool], timing: Sequence[dict[str, float]], full: bool = True) -> list[Prediction]:
-        """Predictions from the model outputs. ``full=False`` decodes only the list the strip
-        shows (what a keyboard needs per keystroke; the other lists come back empty)."""
-        rows = list(range(len(texts)))
-        task_probs, layout_probs = out["task_probs"].tolist(), out["layout_probs"].tolist()
-        expert_probs, raw = out["expert_probs"].tolist(), out["layout_logits"].argmax(-1).tolist()
-        tasks = [TASKS[int(np.argmax(task_probs[r]))] for r in rows]
-        empty = [r for r in rows if is_empty_field(texts[r])]
-        width, count = self.candidate_width, self.num_candidates
-        suggestions = self._candidates(out, "suggestion", layouts, empty, 1, self.beam_width)
-        wants = [lists_to_decode(tasks[r], texts[r], full, bool(suggestions.get(r))) for r in rows]
-        wants_correction = [r for r in rows if wants[r][0]]
-        wants_completion = [r for r in rows if wants[r][1]]
-        corrections = self._candidates(out, "error_correction", layouts, wants_correction, count, width)
-        completions = self._candidates(out, "auto_completion", layouts, wants_completion, count, width)
-        predictions = []
-        for r in rows:
-            suggestion = (suggestions.get(r) or [None])[0]
-            shown, kind = strip_for(tasks[r], texts[r], corrections.get(r, []), completions.get(r, []), suggestion)
-            predictions.append(Prediction(
-                task=tasks[r],
-                task_probs=dict(zip(TASKS, task_probs[r])),
-                corrections=corrections.get(r, []),
-                completions=completions.get(r, []),
-                suggestion=suggestion,
-                layout=LAYOUTS[int(layouts[r])],
-                layout_raw=LAYOUTS[raw[r]],
-                layout_probs=dict(zip(LAYOUTS, layout_probs[r])),
-                expert_probs=dict(zip(EXPERTS, expert_probs[r])),
-                shown=shown,
-                screen_cached=cached[r],
-                timing_ms=timing[r],
-                shown_kind=kind,
-            ))
-        return predictions
 
     def predict(self, image: ImageInput, text: str, prev_layout: str = "EN", user_id: int | None = None,
                 layout: str | None = None, full: bool = True, screen_key: str | None = None) -> Prediction:
@@ -203,31 +226,45 @@ class Predictor:
         (it must identify these pixels only, e.g. the server's ``screen_id``).
         """
         started = time.perf_counter()
-        screen, cached = self.screen(image, screen_key)
+        key = cache_key(image, screen_key)
+        screen, cached = self._screens.get(image, self._encode_screen, key=key)
         screen_ms = 0.0 if cached else 1000 * (time.perf_counter() - started)
         keystroke_start = time.perf_counter()
-        ids, mask = self._context([text])
+        priors = propose(self.priors, text)
+        priors_done = time.perf_counter()
         with torch.inference_mode():
-            out = self.model.encode_keystroke(
-                screen, ids, mask,
-                user_id=torch.tensor([-1 if user_id is None else user_id], device=self.device),
-                prev_layout=torch.tensor([LAYOUT_INDEX[prev_layout]], device=self.device),
-            )  # fmt: skip
-            layouts = out["layout_next"] if layout is None else torch.tensor([LAYOUT_INDEX[layout]], device=self.device)
-            prediction = self._answer(out, [text], layouts, [cached], [{"screen": round(screen_ms, 2)}], full)[0]
-        # keystroke time includes decoding the candidates, so it is taken after _answer
+            out, nets, layouts = self._keystrokes(screen, [text], [priors], [user_id], [prev_layout], layout)
+            network_done = time.perf_counter()
+            logits: dict[str, np.ndarray] = {}
+
+            def first_logits(task: str) -> np.ndarray:
+                if task not in logits:
+                    logits[task] = self._first_logits(out, task, layouts)[0]
+                return logits[task]
+
+            def suggest() -> Candidate | None:
+                # The suggestion depends on the screen, the user and the layouts only: keep it.
+                entry = (key, user_id, prev_layout, int(layouts[0]))
+                if entry not in self._suggestions:
+                    self._suggestions[entry] = self._suggest(out, layouts, [0])[0]
+                    if len(self._suggestions) > self._cache_size:
+                        self._suggestions.popitem(last=False)
+                return self._suggestions[entry]
+
+            prediction = answer(nets[0], text, priors, first_logits, suggest, self.fusion, self.num_candidates, full,
+                                cached, stage_times(screen_ms, keystroke_start, priors_done, network_done))
+        # keystroke time includes ranking the candidates, so it is taken after answer()
         prediction.timing_ms["keystroke"] = round(1000 * (time.perf_counter() - keystroke_start), 2)
         prediction.timing_ms["total"] = round(1000 * (time.perf_counter() - started), 2)
         return prediction
 
-    def predict_batch(self, records: Sequence[Any], batch_size: int = 16, blank_screen: bool = False) -> BatchResult:
-        """Predict records (``image, context, prev_layout, user_id``) in batches.
+    def network_batches(self, records: Sequence[Any], batch_size: int = 16, blank_screen: bool = False,
+                        suggestions: bool = True) -> Iterator[NetworkBatch]:
+        """The network's outputs for records (``image, context, prev_layout, user_id``), batch by batch:
+        first-token logits of both candidate tasks under the layout shown, and the suggestions.
 
-        ``blank_screen`` feeds a black screenshot instead (the text-only ablation). The screen
-        cache is not used; ``timing_ms`` is the batch's time shared equally by its records.
+        ``blank_screen`` feeds a black screenshot instead (the text-only ablation).
         """
-        predictions: list[Prediction] = []
-        arrays: dict[str, list[np.ndarray]] = {"global_feat": [], "text_feat": [], "expert_probs": [], "layout_logits": []}
         for start in range(0, len(records), batch_size):
             chunk = records[start : start + batch_size]
             began = time.perf_counter()
@@ -235,18 +272,37 @@ class Predictor:
                 images = torch.zeros(len(chunk), 3, self.height, self.width)
             else:
                 images = torch.stack([self._image_tensor(r.image) for r in chunk])
-            ids, mask = self._context([r.context for r in chunk])
+            texts = [r.context for r in chunk]
+            priors = [propose(self.priors, t) for t in texts]
             with torch.inference_mode():
-                out = self.model.encode_keystroke(
-                    self.model.encode_screen(images.to(self.device)), ids, mask,
-                    user_id=torch.tensor([-1 if r.user_id is None else r.user_id for r in chunk], device=self.device),
-                    prev_layout=torch.tensor([LAYOUT_INDEX[r.prev_layout or "EN"] for r in chunk], device=self.device),
-                )  # fmt: skip
-                elapsed = 1000 * (time.perf_counter() - began) / len(chunk)
-                timing = [{"screen": 0.0, "keystroke": round(elapsed, 2), "total": round(elapsed, 2)}] * len(chunk)
-                predictions += self._answer(out, [r.context for r in chunk], out["layout_next"], [False] * len(chunk), timing)
+                screen = self.model.encode_screen(images.to(self.device))
+                out, nets, layouts = self._keystrokes(screen, texts, priors, [r.user_id for r in chunk],
+                                                      [r.prev_layout for r in chunk])
+                first = {task: self._first_logits(out, task, layouts) for task in CANDIDATE_TASKS}
+                empty = [i for i, t in enumerate(texts) if is_empty_field(t)] if suggestions else []
+                suggested = self._suggest(out, layouts, empty)
+            arrays = {key: out[key].float().cpu().numpy() for key in ("global_feat", "text_feat", "expert_probs", "layout_logits")}
+            yield NetworkBatch(chunk, nets, priors, first, arrays, suggested, time.perf_counter() - began)
+
+    def predict_batch(self, records: Sequence[Any], batch_size: int = 16, blank_screen: bool = False) -> BatchResult:
+        """Predict records (``image, context, prev_layout, user_id``) in batches, both candidate lists.
+
+        ``blank_screen`` feeds a black screenshot instead (the text-only ablation). The screen
+        cache is not used; ``timing_ms`` is the batch's time shared equally by its records.
+        """
+        predictions: list[Prediction] = []
+        arrays: dict[str, list[np.ndarray]] = {"global_feat": [], "text_feat": [], "expert_probs": [], "layout_logits": []}
+        for batch in self.network_batches(records, batch_size, blank_screen):
+            for i, record in enumerate(batch.records):
+                began = time.perf_counter()
+                prediction = answer(batch.nets[i], record.context, batch.priors[i],
+                                    lambda task, i=i: batch.first_logits[task][i],
+                                    lambda i=i: batch.suggestions.get(i), self.fusion, self.num_candidates)
+                elapsed = 1000 * (batch.seconds / len(batch.records) + time.perf_counter() - began)
+                prediction.timing_ms = {"screen": 0.0, "keystroke": round(elapsed, 2), "total": round(elapsed, 2)}
+                predictions.append(prediction)
             for key in arrays:
-                arrays[key].append(out[key].float().cpu().numpy())
+                arrays[key].append(batch.arrays[key])
         return BatchResult(predictions, **{key: np.concatenate(value) for key, value in arrays.items()})
 
     def hysteresis(self, layout_logits: np.ndarray, prev_layout: str) -> str:

@@ -100,6 +100,13 @@ def image_key(image: ImageInput) -> str:
     return digest.hexdigest()
 
 
+def cache_key(image: ImageInput, screen_key: str | None = None) -> str:
+    """The screen cache's key: the caller's id for the screenshot, else a hash of its content.
+    The prefix keeps such ids apart from content hashes, so a caller's id can never return
+    another screenshot's encoding."""
+    return image_key(image) if screen_key is None else f"id:{screen_key}"
+
+
 # Encoded screens kept per predictor. A keyboard needs one or two, but the server answers
 # many users whose screens interleave, and an evicted screen costs a full encoder run.
 SCREEN_CACHE_SIZE = 64
@@ -117,14 +124,13 @@ class ScreenCache(Generic[Encoded]):
         self._screens: OrderedDict[str, Encoded] = OrderedDict()
 
     def get(self, image: ImageInput, encode: Callable[[ImageInput], Encoded],
-            screen_key: str | None = None) -> tuple[Encoded, bool]:
+            screen_key: str | None = None, key: str | None = None) -> tuple[Encoded, bool]:
         """The encoded screen and whether it came from the cache; ``encode`` runs on a miss.
 
         ``screen_key`` (an id that names these pixels and no others, such as the server's
-        ``screen_id``) replaces hashing the pixels. The prefix keeps such ids apart from
-        content hashes, so a caller's id can never return another screenshot's encoding.
+        ``screen_id``) replaces hashing the pixels; ``key`` is an already computed ``cache_key``.
         """
-        key = image_key(image) if screen_key is None else f"id:{screen_key}"
+        key = key or cache_key(image, screen_key)
         if key in self._screens:
             self._screens.move_to_end(key)
             return self._screens[key], True

@@ -9,6 +9,12 @@ Generation is a beam search over whole words/phrases: corrections and completion
 top sequences by total log-probability (beam 5, each ending at ``eos_id`` or after
 ``max_tokens``), suggestions use beam 4. The tokenizer owns ``eos_id``: callers pass it.
 ``allowed_token_mask`` lets the predictor enforce Lang(candidate) = Lang(layout).
+
+The field's priors (``keypilot.priors``) enter at the first token, as a product of experts:
+``logits(v) + beta * log(1 + q(v) / floor)``, where ``q(v)`` is the prior mass of the
+candidates starting with token ``v`` and ``beta`` (``prior_weight``) is learned. The network
+thus learns the residual over the prior; ``keypilot.inference.candidates`` applies the same
+fusion at inference.
 """
 
 from __future__ import annotations
@@ -19,8 +25,18 @@ from torch import Tensor, nn
 
 from keypilot.beam import beam_search
 from keypilot.models.moe import LanguageMoE
+from keypilot.prior_fusion import PRIOR_FLOOR
 
 PREFIX = 3  # h_t, e_task, e_layout
+
+
+def fuse_prior(first_logits: Tensor, prior_ids: Tensor, prior_q: Tensor, weight: Tensor) -> Tensor:
+    """First-token logits ``B x V`` + ``weight * log(1 + q / floor)`` at the prior's tokens.
+
+    ``prior_ids``/``prior_q`` ``B x K``: distinct first tokens of a row's prior candidates and
+    their prior mass; padding has q = 0 (adds nothing)."""
+    boost = weight * torch.log1p(prior_q.to(first_logits.dtype) / PRIOR_FLOOR)
+    return first_logits.scatter_add(-1, prior_ids, boost)
 
 
 class Decoder(nn.Module):
@@ -33,6 +49,7 @@ class Decoder(nn.Module):
         self.moe = moe
         self.norm = nn.LayerNorm(d_model)
         self.head_bias = nn.Parameter(torch.zeros(vocab_size))
+        self.prior_weight = nn.Parameter(torch.tensor(1.0))  # beta of the fusion with the priors
         self.max_target_tokens = max_target_tokens
         nn.init.normal_(self.token_emb.weight, std=0.02)
 
@@ -45,15 +62,27 @@ class Decoder(nn.Module):
         z = self.norm(z[:, -1:] if last_only else z[:, PREFIX - 1 :])
         return z @ self.token_emb.weight.T + self.head_bias
 
-    def forward(self, h_t: Tensor, e_task: Tensor, e_layout: Tensor, expert_probs: Tensor, target_tokens: Tensor | None = None) -> Tensor:
+    def forward(self, h_t: Tensor, e_task: Tensor, e_layout: Tensor, expert_probs: Tensor, target_tokens: Tensor | None = None,
+                prior_ids: Tensor | None = None, prior_q: Tensor | None = None) -> Tensor:
         """Without targets: first-token logits ``B x V``. With ``target_tokens`` ``B x T`` (-100 padding):
-        teacher-forced logits ``B x T x V`` where row k predicts target k."""
+        teacher-forced logits ``B x T x V`` where row k predicts target k. With ``prior_ids``/``prior_q``
+        ``B x K`` the first token's logits are fused with the prior (``fuse_prior``)."""
         if target_tokens is None:
-            return self.decode_step(h_t, e_task, e_layout, expert_probs, h_t.new_zeros(h_t.shape[0], 0, dtype=torch.long))
-        if target_tokens.shape[1] > self.max_target_tokens:
-            raise ValueError(f"{target_tokens.shape[1]} target tokens > max_target_tokens={self.max_target_tokens}")
-        previous = target_tokens[:, :-1].clamp(min=0)  # -100 padding -> pad id 0; those rows are not scored
-        return self._logits(h_t, e_task, e_layout, expert_probs, previous)
+            logits = self.first_token_logits(h_t, e_task, e_layout, expert_probs)
+        else:
+            if target_tokens.shape[1] > self.max_target_tokens:
+                raise ValueError(f"{target_tokens.shape[1]} target tokens > max_target_tokens={self.max_target_tokens}")
+            previous = target_tokens[:, :-1].clamp(min=0)  # -100 padding -> pad id 0; those rows are not scored
+            logits = self._logits(h_t, e_task, e_layout, expert_probs, previous)
+        if prior_ids is None or prior_q is None:
+            return logits
+        if logits.dim() == 2:
+            return fuse_prior(logits, prior_ids, prior_q, self.prior_weight)
+        return torch.cat([fuse_prior(logits[:, 0], prior_ids, prior_q, self.prior_weight)[:, None], logits[:, 1:]], dim=1)
+
+    def first_token_logits(self, h_t: Tensor, e_task: Tensor, e_layout: Tensor, expert_probs: Tensor) -> Tensor:
+        """The network's logits of a candidate's first token ``B x V`` (before any prior)."""
+        return self.decode_step(h_t, e_task, e_layout, expert_probs, h_t.new_zeros(h_t.shape[0], 0, dtype=torch.long))
 
     def decode_step(self, h_t: Tensor, e_task: Tensor, e_layout: Tensor, expert_probs: Tensor, prev_tokens: Tensor) -> Tensor:
         """Previous tokens ``B x k`` -> logits of the next token ``B x V``."""

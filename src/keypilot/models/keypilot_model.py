@@ -86,8 +86,9 @@ class KeyPilotModel(nn.Module):
         tr, lr, moe = mc.task_router, mc.layout_router, mc.moe
         return cls(
             encoder=encoder,
-            task_router=TaskRouter(mc.d_model, tr.hidden, tr.mix_threshold),
-            layout_router=LayoutRouter(mc.d_model, lr.layers, lr.heads, lr.ffn, lr.hysteresis_bias, lr.switch_threshold),
+            task_router=TaskRouter(mc.d_model, tr.hidden, tr.mix_threshold, mc.prior_features),
+            layout_router=LayoutRouter(mc.d_model, lr.layers, lr.heads, lr.ffn, lr.hysteresis_bias, lr.switch_threshold,
+                                       mc.prior_features),
             decoder=Decoder(
                 mc.vocab_size,
                 mc.d_model,
@@ -111,17 +112,20 @@ class KeyPilotModel(nn.Module):
         user_id: Tensor | None = None,
         prev_layout: Tensor | None = None,
         target_tokens: Tensor | None = None,
+        prior_features: Tensor | None = None,
+        prior_ids: Tensor | None = None,
+        prior_q: Tensor | None = None,
     ) -> dict[str, Tensor]:
-        """Screen cache + context ``B x L`` (+ user ``B``, previous layout ``B``) -> all outputs (see ``forward``)."""
+        """Screen cache + context ``B x L`` (+ user ``B``, previous layout ``B``, priors) -> all outputs (see ``forward``)."""
         b = input_ids.shape[0]
         if user_id is None:
             user_id = torch.full((b,), -1, dtype=torch.long, device=input_ids.device)
         h_t, text_feat = self.encoder.encode_keystroke(screen, input_ids, attention_mask, user_id)
-        task_logits, task_probs, e_task = self.task_router(h_t)
+        task_logits, task_probs, e_task = self.task_router(h_t, prior_features)
 
         # an unknown previous layout enters the router as EN, the default keyboard
         prev = prev_layout if prev_layout is not None else torch.zeros(b, dtype=torch.long, device=h_t.device)
-        layout_logits = self.layout_router(h_t, prev)
+        layout_logits = self.layout_router(h_t, prev, prior_features)
         layout_probs = torch.softmax(layout_logits, dim=-1)
         if self.training:
             layout_weights = layout_probs  # soft, so the text loss reaches the layout router
@@ -132,7 +136,7 @@ class KeyPilotModel(nn.Module):
         e_layout = layout_weights @ self.layout_router.codebook
 
         expert_logits, expert_probs = self.decoder.moe.route(h_t, e_task, e_layout, layout_weights)
-        logits = self.decoder(h_t, e_task, e_layout, expert_probs, target_tokens)
+        logits = self.decoder(h_t, e_task, e_layout, expert_probs, target_tokens, prior_ids, prior_q)
         return {
             **screen,
             "text_feat": text_feat,
@@ -160,6 +164,9 @@ class KeyPilotModel(nn.Module):
         target_tokens: Tensor | None = None,
         roi_boxes: Tensor | None = None,
         roi_valid: Tensor | None = None,
+        prior_features: Tensor | None = None,
+        prior_ids: Tensor | None = None,
+        prior_q: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """One step of the keyboard.
 
@@ -167,7 +174,10 @@ class KeyPilotModel(nn.Module):
             image: ``B x 3 x H x W`` float in [0, 1]; input_ids, attention_mask: ``B x L``;
             user_id: ``B`` (-1 unknown); prev_layout: ``B`` (LAYOUTS index);
             target_tokens: ``B x T`` (-100 padding) for teacher forcing;
-            roi_boxes ``B x 4 x 4``, roi_valid ``B x 4``: ground-truth ROIs (training crops).
+            roi_boxes ``B x 4 x 4``, roi_valid ``B x 4``: ground-truth ROIs (training crops);
+            prior_features ``B x F``: the priors' features, read by the task and layout routers;
+            prior_ids, prior_q ``B x K``: first tokens of the prior's candidates for the row's task
+            and their prior mass (0 = padding), fused into the first token's logits.
         Returns:
             The seed's keys ``global_feat, text_feat`` ``B x d``, ``roi_feats`` ``B x 4 x d``,
             ``logits`` ``B x V`` (first token) or ``B x T x V``, ``task_probs`` ``B x 3``,
@@ -177,9 +187,11 @@ class KeyPilotModel(nn.Module):
             ``B x 4 x H/4 x W/4``, ``roi_boxes_pred`` ``B x 4 x 4``, ``e_task``, ``e_layout``
             ``B x d`` (the decoder's conditioning) and ``layout_next`` ``B`` (the layout the
             decoder was conditioned on: hysteresis against ``prev_layout`` in eval mode).
+            ``logits`` are fused with the prior at the first token when ``prior_ids`` is given.
         """
         screen = self.encode_screen(image, roi_boxes, roi_valid)
-        return self.encode_keystroke(screen, input_ids, attention_mask, user_id, prev_layout, target_tokens)
+        return self.encode_keystroke(screen, input_ids, attention_mask, user_id, prev_layout, target_tokens,
+                                     prior_features, prior_ids, prior_q)
 
     def generate(
         self,

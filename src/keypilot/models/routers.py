@@ -40,37 +40,55 @@ def apply_hysteresis(layout_logits: Tensor, prev_layout: Tensor, bias: float, th
     return torch.where(best_prob > threshold, best, prev_layout), probs
 
 
-class TaskRouter(nn.Module):
-    """h_t ``B x d`` -> (task_logits ``B x 3``, task_probs ``B x 3``, e_task ``B x d``).
+def with_features(x: Tensor, features: Tensor | None, width: int) -> Tensor:
+    """``x`` ``B x d`` with the prior features ``B x width`` appended (zeros when not given)."""
+    if not width:
+        return x
+    if features is None:
+        features = x.new_zeros(x.shape[0], width)
+    elif features.shape[-1] != width:
+        raise ValueError(f"prior features have width {features.shape[-1]}, the model expects {width} (model.prior_features)")
+    return torch.cat([x, features.to(x.dtype)], dim=-1)
 
-    Training uses the soft mixture probs @ codebook (so the text loss trains the routing);
-    eval mode applies ``task_mixture``.
+
+class TaskRouter(nn.Module):
+    """(h_t ``B x d``, prior features ``B x F``) -> (task_logits ``B x 3``, task_probs ``B x 3``, e_task ``B x d``).
+
+    The MLP reads h_t and the priors' features (is the last word in the lexicon, its best
+    edit cost, is a pinyin buffer open...: ``keypilot.priors``), which say most of what
+    separates a typo from a word still being typed. Training uses the soft mixture
+    probs @ codebook (so the text loss trains the routing); eval mode applies ``task_mixture``.
     """
 
-    def __init__(self, d_model: int, hidden: int, mix_threshold: float) -> None:
+    def __init__(self, d_model: int, hidden: int, mix_threshold: float, prior_features: int = 0) -> None:
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(d_model, hidden), nn.ReLU(), nn.Linear(hidden, len(TASKS)))
+        self.mlp = nn.Sequential(nn.Linear(d_model + prior_features, hidden), nn.ReLU(), nn.Linear(hidden, len(TASKS)))
         self.codebook = nn.Parameter(torch.randn(len(TASKS), d_model) * 0.02)
         self.mix_threshold = mix_threshold
+        self.prior_features = prior_features
 
-    def forward(self, h_t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        logits = self.mlp(h_t)
+    def forward(self, h_t: Tensor, prior_features: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        logits = self.mlp(with_features(h_t, prior_features, self.prior_features))
         probs = torch.softmax(logits, dim=-1)
         weights = probs if self.training else task_mixture(probs, self.mix_threshold)
         return logits, probs, weights @ self.codebook
 
 
 class LayoutRouter(nn.Module):
-    """(h_t ``B x d``, previous layout ``B``) -> layout logits ``B x 5``; plus the layout codebook.
+    """(h_t ``B x d``, previous layout ``B``, prior features ``B x F``) -> layout logits ``B x 5``;
+    plus the layout codebook.
 
-    A learned <LAY> token, the previous layout's embedding and h_t pass through a small causal
+    A learned <LAY> token, the previous layout's embedding and h_t (plus a projection of the
+    priors' features: an open pinyin buffer, a trailing digit...) pass through a small causal
     transformer; the last position's output gives the logits (see the module docstring).
     """
 
-    def __init__(self, d_model: int, layers: int, heads: int, ffn: int, hysteresis_bias: float, switch_threshold: float) -> None:
+    def __init__(self, d_model: int, layers: int, heads: int, ffn: int, hysteresis_bias: float, switch_threshold: float,
+                 prior_features: int = 0) -> None:
         super().__init__()
         self.lay_token = nn.Parameter(torch.randn(d_model) * 0.02)
         self.prev_emb = nn.Embedding(len(LAYOUTS), d_model)
+        self.prior_proj = nn.Linear(prior_features, d_model) if prior_features else None
         self.pos_emb = nn.Parameter(torch.randn(3, d_model) * 0.02)
         self.blocks = nn.ModuleList(TransformerBlock(d_model, heads, ffn, causal=True) for _ in range(layers))
         self.norm = nn.LayerNorm(d_model)
@@ -80,8 +98,10 @@ class LayoutRouter(nn.Module):
         self.switch_threshold = switch_threshold
         nn.init.normal_(self.prev_emb.weight, std=0.02)
 
-    def forward(self, h_t: Tensor, prev_layout: Tensor) -> Tensor:
+    def forward(self, h_t: Tensor, prev_layout: Tensor, prior_features: Tensor | None = None) -> Tensor:
         b = h_t.shape[0]
+        if self.prior_proj is not None:
+            h_t = h_t + self.prior_proj(with_features(h_t[:, :0], prior_features, self.prior_proj.in_features))
         x = torch.stack([self.lay_token.expand(b, -1), self.prev_emb(prev_layout), h_t], dim=1) + self.pos_emb
         for block in self.blocks:
             x = block(x)

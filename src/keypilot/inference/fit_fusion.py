@@ -1,0 +1,75 @@
+"""Fit the fusion's prior weight (beta) on the validation split and store it in the run.
+
+The model learns beta with the rest of its weights, but what maximises the training loss's
+likelihood is not quite what ranks a keyboard's five candidates best, so beta is refitted:
+the network runs once over the validation records (first-token logits of both candidate
+tasks under the layout shown), then candidate top-5 accuracy is computed for each beta of
+a grid around the learned one, and the best beta goes to ``RUN/fusion.json``, which both
+predictors and the export read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from keypilot.evaluation.metrics import top_k_hit
+from keypilot.inference.candidates import FUSION_FILE
+from keypilot.labels import LAYOUTS
+from keypilot.prior_fusion import PRIOR_LIST
+
+# Multiples of the learned beta tried on the validation split (0: the network's ranking alone).
+BETA_SCALES: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
+TOP_K = 5
+
+
+def fit_prior_weight(predictor: Any, records: list[Any], batch_size: int = 32) -> dict[str, Any]:
+    """Candidate top-5 on ``records`` (corrections and completions) for every beta of the grid.
+
+    Returns ``{"prior_weight": best beta, "learned": the model's beta, "records": n,
+    "top5": {beta: accuracy}}``; ties go to the beta closest to the learned one.
+    """
+    fusion = predictor.fusion
+    learned = float(predictor.model.decoder.prior_weight.detach())
+    grid = sorted({round(learned * scale, 4) for scale in BETA_SCALES})
+    hits = dict.fromkeys(grid, 0)
+    scored = 0
+    original = fusion.prior_weight
+    try:
+        for batch in predictor.network_batches([r for r in records if r.task in PRIOR_LIST], batch_size,
+                                               suggestions=False):
+            for i, record in enumerate(batch.records):
+                layout = LAYOUTS[batch.nets[i].layout]
+                priors = batch.priors[i]
+                prior = getattr(priors, PRIOR_LIST[record.task]).get(layout, []) if priors is not None else []
+                logits = batch.first_logits[record.task][i]
+                scored += 1
+                for beta in grid:
+                    fusion.prior_weight = beta
+                    ranked = fusion.rank(logits, prior, layout, TOP_K)
+                    hits[beta] += top_k_hit([c.text for c in ranked], record.target, TOP_K)
+    finally:
+        fusion.prior_weight = original
+    top5 = {beta: hits[beta] / scored if scored else 0.0 for beta in grid}
+    best = max(grid, key=lambda beta: (top5[beta], -abs(beta - learned)))
+    return {"prior_weight": best, "learned": learned, "records": scored, "top5": top5}
+
+
+def fit_and_save(run_dir: str | Path, val_records: list[Any], device: str = "cpu") -> dict[str, Any] | None:
+    """Fit beta for the run in ``run_dir`` on ``val_records`` and write ``RUN/fusion.json``
+    (atomically). Nothing to fit (no priors, no candidate records) returns None."""
+    from keypilot.inference.predictor import Predictor
+
+    run_dir = Path(run_dir)
+    predictor = Predictor.from_pretrained(run_dir, device=device)
+    if predictor.priors is None or not any(r.task in PRIOR_LIST for r in val_records):
+        return None
+    result = fit_prior_weight(predictor, val_records)
+    result["top5"] = {str(beta): value for beta, value in result["top5"].items()}
+    target = run_dir / FUSION_FILE
+    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    partial.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    partial.replace(target)
+    return result
