@@ -75,3 +75,15 @@ def prior_inputs(priors: Any, task: str, first_token: FirstTokens,
     for i, (token, m) in enumerate(best):
         ids[i], q[i] = token, min(m, 1.0)
     return ids, q
+
+
+def propose(priors: Any, text: str) -> Any:
+    """The priors' answer for ``text`` (None without priors)."""
+    return priors.propose(text) if priors is not None else None
+
+
+def feature_row(keystroke_priors: Any, width: int) -> np.ndarray:
+    """The routers' prior features ``[width]`` float32 (zeros without priors)."""
+    if keystroke_priors is None or not width:
+        return np.zeros(width, dtype=np.float32)
+    return np.asarray(keystroke_priors.features, dtype=np.float32)[:width]

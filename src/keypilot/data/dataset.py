@@ -7,6 +7,7 @@ predictors use at inference, so the model sees inputs prepared exactly as in tra
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,6 +17,7 @@ from torch.utils.data import Dataset
 from keypilot.data.format import Record
 from keypilot.inference.preprocess import context_tokens, letterbox
 from keypilot.labels import LAYOUT_INDEX, ROI_KEYS, TASK_INDEX, lang_of
+from keypilot.prior_fusion import PRIOR_SLOTS, FirstTokens, feature_row, prior_inputs
 from keypilot.tokenizer import KeyPilotTokenizer
 
 IGNORE_INDEX = -100  # target padding, skipped by cross-entropy
@@ -84,6 +86,8 @@ class KeyPilotDataset(Dataset):
         image_width: int = 256,
         max_context_tokens: int = 64,
         max_target_tokens: int = 5,
+        priors: Any = None,
+        prior_features: int = 0,
     ):
         self.records = list(records)
         self.tokenizer = tokenizer
@@ -100,6 +104,10 @@ class KeyPilotDataset(Dataset):
         for i, (ctx, tgt) in enumerate(zip(contexts, targets)):
             self._input_ids[i], self._attention[i] = context_ids(tokenizer, ctx, max_context_tokens)
             self._targets[i] = target_ids(tokenizer, tgt, max_target_tokens)
+        # The field's priors, per record: what the routers read and what the first token is fused with.
+        self._priors: dict[str, np.ndarray] = {}
+        if priors is not None and prior_features:
+            self._priors = record_priors(self.records, priors, tokenizer, prior_features)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -121,8 +129,24 @@ class KeyPilotDataset(Dataset):
             "target_tokens": torch.tensor(self._targets[index]),  # [T]
             "roi_boxes": torch.from_numpy(boxes),  # [4, 4]
             "roi_valid": torch.from_numpy(valid),  # [4]
+            **{key: torch.from_numpy(array[index]) for key, array in self._priors.items()},
             "ids": record.id,
         }
+
+
+def record_priors(records: Sequence[Record], priors: Any, tokenizer: KeyPilotTokenizer, width: int) -> dict[str, np.ndarray]:
+    """Each record's priors as arrays: ``prior_features [N, width]`` float32 (the routers' input),
+    ``prior_ids [N, PRIOR_SLOTS]`` int64 and ``prior_q [N, PRIOR_SLOTS]`` float32 (the first
+    tokens of the record's task list and their prior mass, fused into the first token)."""
+    first = FirstTokens(tokenizer)
+    arrays = {"prior_features": np.zeros((len(records), width), dtype=np.float32),
+              "prior_ids": np.zeros((len(records), PRIOR_SLOTS), dtype=np.int64),
+              "prior_q": np.zeros((len(records), PRIOR_SLOTS), dtype=np.float32)}
+    for i, record in enumerate(records):
+        proposal = priors.propose(record.context)
+        arrays["prior_features"][i] = feature_row(proposal, width)
+        arrays["prior_ids"][i], arrays["prior_q"][i] = prior_inputs(proposal, record.task, first)
+    return arrays
 
 
 def collate(items: list[dict]) -> dict:
@@ -131,7 +155,8 @@ def collate(items: list[dict]) -> dict:
     ``image [B,3,H,W]`` float32, ``input_ids``/``attention_mask [B,L]`` long, ``user_id``,
     ``prev_layout``, ``target_task``, ``target_layout``, ``target_type [B]`` long,
     ``target_tokens [B,T]`` long (-100 padding), ``roi_boxes [B,4,4]`` float32,
-    ``roi_valid [B,4]`` bool and ``ids`` (list of str).
+    ``roi_valid [B,4]`` bool, with priors ``prior_features [B,F]``, ``prior_ids``/``prior_q [B,32]``,
+    and ``ids`` (list of str).
     """
     batch = {key: torch.stack([item[key] for item in items]) for key in items[0] if key != "ids"}
     batch["ids"] = [item["ids"] for item in items]

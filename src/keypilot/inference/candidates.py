@@ -212,18 +212,6 @@ def load_prior_weight(run_dir: str | Path, learned: float) -> float:
     return float(learned)
 
 
-def propose(priors: Any, text: str) -> Any:
-    """The priors' answer for ``text`` (None without priors)."""
-    return priors.propose(text) if priors is not None else None
-
-
-def feature_row(keystroke_priors: Any, width: int) -> np.ndarray:
-    """The routers' prior features ``[width]`` float32 (zeros without priors)."""
-    if keystroke_priors is None or not width:
-        return np.zeros(width, dtype=np.float32)
-    return np.asarray(keystroke_priors.features, dtype=np.float32)[:width]
-
-
 def stage_times(screen_ms: float, keystroke_start: float, priors_done: float, network_done: float) -> dict[str, float]:
     """A keystroke's stage times in ms so far: the screen encoder (0 when cached), the priors,
     the network's keystroke pass (text encoder, fusion, routers)."""

@@ -27,7 +27,7 @@ import onnxruntime as ort
 from PIL import Image
 
 from keypilot.beam import beam_search
-from keypilot.inference.candidates import CandidateFusion, KeystrokeNet, answer, feature_row, propose, stage_times
+from keypilot.inference.candidates import CandidateFusion, KeystrokeNet, answer, stage_times
 from keypilot.inference.postprocess import Candidate, Prediction, keep_candidates, language_bias
 from keypilot.inference.preprocess import (
     SCREEN_CACHE_SIZE,
@@ -39,6 +39,7 @@ from keypilot.inference.preprocess import (
     to_pil,
 )
 from keypilot.labels import EXPERTS, LAYOUT_INDEX, LAYOUTS, TASKS
+from keypilot.prior_fusion import feature_row, propose
 from keypilot.tokenizer import KeyPilotTokenizer
 
 MANIFEST_FILE = "manifest.json"

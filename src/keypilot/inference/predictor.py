@@ -39,10 +39,8 @@ from keypilot.inference.candidates import (
     CandidateFusion,
     KeystrokeNet,
     answer,
-    feature_row,
     load_prior_weight,
     load_priors,
-    propose,
     stage_times,
 )
 from keypilot.inference.postprocess import (
@@ -55,6 +53,7 @@ from keypilot.inference.postprocess import (
 )
 from keypilot.inference.preprocess import SCREEN_CACHE_SIZE, ImageInput, ScreenCache, cache_key, letterbox_array, to_pil
 from keypilot.labels import LAYOUT_INDEX, LAYOUTS, TASK_INDEX
+from keypilot.prior_fusion import feature_row, propose
 from keypilot.models.routers import apply_hysteresis
 
 CANDIDATE_TASKS = ("error_correction", "auto_completion")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import DataLoader, Sampler
@@ -54,14 +56,40 @@ def prepare_tokenizer(data_dir: Path, run_dir: Path, vocab_size: int, info: Dist
     return tokenizer
 
 
+def prepare_priors(data_dir: Path, run_dir: Path, train_records: list, info: DistInfo, keep_existing: bool) -> Any:
+    """RUN/priors: the data set's own (``DATA/priors``, from ``keypilot priors build``) when it has
+    them, else built from the training split. Rank 0 writes them; the others wait and load them.
+    """
+    from keypilot.priors import PRIORS_DIR, Priors, build_priors
+
+    target = run_dir / PRIORS_DIR
+    if info.is_main and not (keep_existing and target.is_dir()):
+        supplied = data_dir / PRIORS_DIR
+        partial = run_dir / f".{PRIORS_DIR}.{os.getpid()}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        try:
+            if supplied.is_dir():
+                shutil.copytree(supplied, partial)
+            else:
+                logger.info(f"building the priors from {len(train_records)} training records into {target}")
+                build_priors(train_records, partial, progress=False)
+            shutil.rmtree(target, ignore_errors=True)
+            partial.replace(target)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+    barrier(info)
+    return Priors.load(target)
+
+
 def build_loader(records: list, tokenizer: KeyPilotTokenizer, config: dict, cfg: TrainingConfig, sampler: ShardedBatchSampler,
-                 device: torch.device) -> DataLoader:
+                 device: torch.device, priors: Any = None) -> DataLoader:
     from keypilot.data.dataset import KeyPilotDataset, collate
 
     model_cfg = config["model"]
     dataset = KeyPilotDataset(records, tokenizer, image_height=model_cfg["image_height"],
                               image_width=model_cfg["image_width"], max_context_tokens=model_cfg["max_context_tokens"],
-                              max_target_tokens=model_cfg["max_target_tokens"])
+                              max_target_tokens=model_cfg["max_target_tokens"], priors=priors,
+                              prior_features=model_cfg.get("prior_features", 0))
     workers = cfg.num_workers
     return DataLoader(
         dataset, batch_sampler=sampler, collate_fn=collate, num_workers=workers,

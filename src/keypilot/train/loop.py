@@ -39,7 +39,7 @@ from keypilot.train.checkpoint import (
     save_checkpoint,
     save_weights,
 )
-from keypilot.train.data import ShardedBatchSampler, TokenizerTooLarge, build_loader, prepare_tokenizer
+from keypilot.train.data import ShardedBatchSampler, TokenizerTooLarge, build_loader, prepare_priors, prepare_tokenizer
 from keypilot.train.distributed import (
     DistInfo,
     all_gather_objects,
@@ -102,6 +102,7 @@ def forward_loss(model: nn.Module, criterion: nn.Module, batch: dict[str, Any],
         batch["image"], batch["input_ids"], batch["attention_mask"],
         user_id=batch["user_id"], prev_layout=batch["prev_layout"], target_tokens=batch["target_tokens"],
         roi_boxes=batch["roi_boxes"], roi_valid=batch["roi_valid"],
+        prior_features=batch.get("prior_features"), prior_ids=batch.get("prior_ids"), prior_q=batch.get("prior_q"),
     )
     targets = {key: batch[key] for key in TARGET_KEYS}
     loss_dict = dict(criterion(outputs, targets))
@@ -325,6 +326,11 @@ def _train(config: dict, data_dir: Path, run_dir: Path, resume: bool, skip_bad: 
     logger.info(f"data: {len(train_records)} train, {len(val_records)} val records"
                 + (f" ({skipped} bad ones skipped)" if skipped else "") + f"; {info.world_size} process(es) on {device}")
 
+    # The field's priors (keypilot.priors) for a model whose routers read them and whose first token is fused with them.
+    priors = None
+    if config["model"].get("prior_features", 0):
+        priors = prepare_priors(data_dir, run_dir, train_records, info, checkpoint_path is not None)
+
     model = KeyPilotModel.from_config(config).to(device)
     criterion = KeyPilotLoss(**config["training"]["loss"])
     optimizer = build_optimizer(model, cfg, device)
@@ -343,12 +349,12 @@ def _train(config: dict, data_dir: Path, run_dir: Path, resume: bool, skip_bad: 
 
     sampler = ShardedBatchSampler(len(train_records), cfg.batch_size, seed=cfg.seed,
                                   rank=info.rank, world_size=info.world_size)
-    train_loader = build_loader(train_records, tokenizer, config, cfg, sampler, device)
+    train_loader = build_loader(train_records, tokenizer, config, cfg, sampler, device, priors)
     val_loader = None
     if val_records:
         val_sampler = ShardedBatchSampler(len(val_records), cfg.batch_size, shuffle=False, pad=False,
                                           rank=info.rank, world_size=info.world_size)
-        val_loader = build_loader(val_records, tokenizer, config, cfg, val_sampler, device)
+        val_loader = build_loader(val_records, tokenizer, config, cfg, val_sampler, device, priors)
     train_model = wrap_ddp(model, info, device)
     if cfg.compile:
         train_model = torch.compile(train_model)
@@ -373,6 +379,14 @@ def _train(config: dict, data_dir: Path, run_dir: Path, resume: bool, skip_bad: 
             state.batch = 0
         if ctx.last_saved_step != state.step:
             save_training_state(ctx, optimizer, scheduler, scaler, state)
+        if priors is not None and val_records and info.is_main:
+            # beta of the fusion, refitted for ranking candidates (keypilot.inference.fit_fusion)
+            from keypilot.inference.fit_fusion import fit_and_save
+
+            fitted = fit_and_save(run_dir, list(val_records), device=str(device))
+            if fitted:
+                logger.info(f"prior weight: learned {fitted['learned']:.3f}, fitted {fitted['prior_weight']:.3f} on "
+                            f"{fitted['records']} validation records (candidate top-5 {max(fitted['top5'].values()):.3f})")
     finally:
         log.close()
     # Under DDP every rank prints this; equal checksums mean the replicas stayed in sync.
