@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from keypilot.labels import LAYOUTS, TASKS  # noqa: E402
 from keypilot.serve.app import ServeLimits, create_app  # noqa: E402
-from keypilot.serve.images import ImageLimits  # noqa: E402
+from keypilot.images import ImageLimits  # noqa: E402
 
 RESULT_KEYS = {
     "task", "task_probs", "corrections", "completions", "suggestion", "layout", "layout_raw",

@@ -32,7 +32,7 @@ from keypilot.inference.postprocess import (
     lists_to_decode,
     strip_for,
 )
-from keypilot.inference.preprocess import (
+from keypilot.preprocess import (
     SCREEN_CACHE_SIZE,
     ImageInput,
     ScreenCache,

@@ -43,7 +43,7 @@ from keypilot.inference.postprocess import (
     strip_for,
     token_classes,
 )
-from keypilot.inference.preprocess import SCREEN_CACHE_SIZE, ImageInput, ScreenCache, letterbox_array, to_pil
+from keypilot.preprocess import SCREEN_CACHE_SIZE, ImageInput, ScreenCache, letterbox_array, to_pil
 from keypilot.labels import EXPERTS, LAYOUT_INDEX, LAYOUTS, TASK_INDEX, TASKS
 from keypilot.models.routers import apply_hysteresis
 

@@ -29,7 +29,8 @@ from starlette.datastructures import UploadFile
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from keypilot.labels import LAYOUTS
-from keypilot.serve.images import ImageLimits, ImageRejected, ScreenStore, decode_screenshot, screen_id_of
+from keypilot.images import ImageLimits, ImageRejected, decode_screenshot
+from keypilot.serve.images import ScreenStore, screen_id_of
 from keypilot.serve.samples import Sample, load_samples
 
 STATIC_DIR = Path(__file__).parent / "static"
