@@ -120,7 +120,8 @@ def test_missing_keys_take_defaults():
     assert config.model.d_model == 64 and config.model.vocab_size == 32000
     assert config.training.loss.temperature == 0.07
     assert parse_config(None).training.batch_size == 32  # an empty YAML file
-    assert parse_config({"training": {"lr": 1}}).training.lr == 1.0 and isinstance(parse_config({"training": {"lr": 1}}).training.lr, float)
+    lr = parse_config({"training": {"lr": 1}}).training.lr  # YAML `lr: 1` is a float
+    assert lr == 1.0 and isinstance(lr, float)
 
 
 def test_load_config_returns_plain_dicts_that_parse_again():

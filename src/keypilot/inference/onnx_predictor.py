@@ -32,6 +32,8 @@ from keypilot.inference.postprocess import (
     lists_to_decode,
     strip_for,
 )
+from keypilot.inference.privacy import is_private, withheld_prediction
+from keypilot.labels import EXPERTS, LAYOUT_INDEX, LAYOUTS, TASKS
 from keypilot.preprocess import (
     SCREEN_CACHE_SIZE,
     ImageInput,
@@ -40,11 +42,8 @@ from keypilot.preprocess import (
     letterbox_array,
     to_pil,
 )
-from keypilot.labels import EXPERTS, LAYOUT_INDEX, LAYOUTS, TASKS
+from keypilot.run_folder import MANIFEST_FILE, TOKENIZER_FILE
 from keypilot.tokenizer import KeyPilotTokenizer
-
-MANIFEST_FILE = "manifest.json"
-TOKENIZER_FILE = "tokenizer.json"
 
 
 def make_session(path: Path, threads: int = 1) -> ort.InferenceSession:
@@ -163,10 +162,13 @@ class OnnxPredictor:
     # ------------------------------------------------------------------ prediction
 
     def predict(self, image: ImageInput, text: str, prev_layout: str = "EN", user_id: int | None = None,
-                layout: str | None = None, full: bool = True, screen_key: str | None = None) -> Prediction:
+                layout: str | None = None, full: bool = True, screen_key: str | None = None,
+                input_type: str | None = None) -> Prediction:
         """Answer one keystroke, as ``Predictor.predict`` does. ``layout`` pins the layout;
         ``full=False`` decodes only the list the strip shows (the others come back empty);
         ``screen_key`` names the screenshot for the cache instead of a hash of its pixels."""
+        if is_private(input_type):  # a password field: nothing read, predicted or kept (privacy.py)
+            return withheld_prediction(layout or prev_layout)
         started = time.perf_counter()
         screen, cached = self.screen(image, screen_key)
         screen_ms = 0.0 if cached else 1000 * (time.perf_counter() - started)

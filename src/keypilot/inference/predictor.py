@@ -43,9 +43,16 @@ from keypilot.inference.postprocess import (
     strip_for,
     token_classes,
 )
-from keypilot.preprocess import SCREEN_CACHE_SIZE, ImageInput, ScreenCache, letterbox_array, to_pil
+from keypilot.inference.privacy import is_private, withheld_prediction
 from keypilot.labels import EXPERTS, LAYOUT_INDEX, LAYOUTS, TASK_INDEX, TASKS
 from keypilot.models.routers import apply_hysteresis
+from keypilot.preprocess import (
+    SCREEN_CACHE_SIZE,
+    ImageInput,
+    ScreenCache,
+    letterbox_array,
+    to_pil,
+)
 
 
 @dataclass
@@ -194,7 +201,8 @@ class Predictor:
         return predictions
 
     def predict(self, image: ImageInput, text: str, prev_layout: str = "EN", user_id: int | None = None,
-                layout: str | None = None, full: bool = True, screen_key: str | None = None) -> Prediction:
+                layout: str | None = None, full: bool = True, screen_key: str | None = None,
+                input_type: str | None = None) -> Prediction:
         """Answer one keystroke. ``image``: a path, a PIL image or an H x W x 3 uint8 array.
 
         ``layout`` pins the layout (the user chose it with the layout key): candidates then
@@ -202,6 +210,8 @@ class Predictor:
         ``screen_key`` names the screenshot for the cache instead of a hash of its pixels
         (it must identify these pixels only, e.g. the server's ``screen_id``).
         """
+        if is_private(input_type):  # a password field: nothing read, predicted or kept (privacy.py)
+            return withheld_prediction(layout or prev_layout)
         started = time.perf_counter()
         screen, cached = self.screen(image, screen_key)
         screen_ms = 0.0 if cached else 1000 * (time.perf_counter() - started)
