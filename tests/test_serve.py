@@ -25,7 +25,7 @@ from keypilot.images import ImageLimits  # noqa: E402
 
 RESULT_KEYS = {
     "task", "task_probs", "corrections", "completions", "suggestion", "layout", "layout_raw",
-    "layout_probs", "expert_probs", "shown", "screen_cached", "timing_ms", "screen_id", "shown_kind",
+    "layout_probs", "expert_probs", "shown", "screen_cached", "timing_ms", "screen_id", "shown_kind", "withheld",
 }
 
 
@@ -88,7 +88,8 @@ def test_healthz_docs_and_page(client: TestClient) -> None:
     health = client.get("/healthz").json()
     assert health["status"] == "ok" and health["backend"] == "Predictor"
     spec = client.get("/openapi.json").json()
-    assert set(spec["paths"]["/v1/predict"]["post"]["requestBody"]["content"]) == {"multipart/form-data", "application/json"}
+    assert set(spec["paths"]["/v1/predict"]["post"]["requestBody"]["content"]) == {
+        "multipart/form-data", "application/json", "application/x-www-form-urlencoded"}
     assert client.get("/docs").status_code == 200
     page = client.get("/")
     assert page.status_code == 200 and 'id="keyboard"' in page.text
@@ -150,13 +151,13 @@ def _gif() -> bytes:
         ({"image": _gif()}, 400, "bad_image"),
         ({"image": png_header_only(100_000, 100_000)}, 413, "bad_image"),
         ({"image": png_header_only(6000, 5000)}, 413, "bad_image"),
-        ({"image": png_bytes(size=(8, 8))}, 400, "bad_image"),
         ({"image": png_bytes(size=(20, 400))}, 400, "bad_image"),
+        ({"image": png_bytes(size=(400, 20))}, 400, "bad_image"),
         ({"prev_layout": "QWERTY"}, 422, "bad_layout"),
         ({"user_id": "-1"}, 422, "bad_field"),
         ({"user_id": "abc"}, 422, "bad_field"),
         ({"user_id": str(2**40)}, 422, "bad_field"),
-        ({"text": "x" * 2001}, 413, "text_too_long"),
+        ({"text": "x" * 2001}, 422, "text_too_long"),
         ({"text": None}, 422, "missing_field"),
         ({"image": None}, 422, "missing_field"),
         ({"image": None, "screen_id": "../../etc/passwd"}, 422, "bad_field"),
@@ -164,8 +165,8 @@ def _gif() -> bytes:
         ({"colour": "blue"}, 422, "bad_field"),
     ],
     ids=[
-        "not-an-image", "empty-image", "truncated", "gif", "bomb-10-gigapixel", "30-megapixel", "too-small",
-        "aspect-20", "unknown-layout", "negative-user", "text-user", "huge-user", "text-too-long", "no-text",
+        "not-an-image", "empty-image", "truncated", "gif", "bomb-10-gigapixel", "30-megapixel", "aspect-20",
+        "aspect-1/20", "unknown-layout", "negative-user", "text-user", "huge-user", "text-too-long", "no-text",
         "no-image-no-screen-id", "bad-screen-id", "unknown-screen-id", "unknown-field",
     ],
 )
@@ -190,7 +191,7 @@ def test_bad_form_requests_are_4xx(client: TestClient, kwargs: dict, status: int
         (json.dumps({"text": "hi", "image": base64.b64encode(SCREEN).decode(), "user_id": True}).encode(), 422, "bad_field"),
         (json.dumps({"text": 5, "image": base64.b64encode(SCREEN).decode()}).encode(), 422, "bad_field"),
         (json.dumps({"image": base64.b64encode(SCREEN).decode()}).encode(), 422, "missing_field"),
-        (b'{"text": "\\ud800", "screen_id": "00000000000000000000000000000000"}', 422, "bad_field"),
+        (b'{"text": "\\ud800", "screen_id": "00000000000000000000000000000000"}', 400, "bad_json"),
         (json.dumps({"text": "hi", "image": base64.b64encode(b"GIF89a junk").decode()}).encode(), 400, "bad_image"),
     ],
     ids=[
@@ -224,7 +225,7 @@ def test_limits_are_configurable(tiny_run: tuple[Path, Path]) -> None:
     with TestClient(create_app(Never(), limits=limits)) as small:
         assert_refused(post_form(small, image=b"\0" * 6_000, text="hi"), 413, "body_too_large")
         assert_refused(post_form(small, image=png_bytes(size=(100, 200)), text="hi"), 413, "bad_image")
-        assert_refused(post_form(small, text="eleven char"), 413, "text_too_long")
+        assert_refused(post_form(small, text="eleven char"), 422, "text_too_long")
 
 
 def test_concurrent_requests_match_sequential_answers(client: TestClient) -> None:

@@ -36,8 +36,7 @@ class ImageRejected(ValueError):
 class ImageLimits:
     max_bytes: int = 8 * 1024 * 1024
     max_pixels: int = 25_000_000
-    min_side: int = 16
-    # The model letterboxes to 2:1 (H:W); a 1 x 5000 strip would letterbox to zero width.
+    # No phone screen is a 1 x 5000 strip. Small images are fine: letterboxing scales them up.
     max_aspect: float = 8.0
 
 
@@ -58,8 +57,6 @@ def decode_screenshot(data: bytes, limits: ImageLimits = ImageLimits()) -> Image
                     f"the image is {width}x{height} = {width * height} pixels; the limit is {limits.max_pixels}",
                     status=413,
                 )
-            if min(width, height) < limits.min_side:
-                raise ImageRejected(f"the image is {width}x{height}; each side must be at least {limits.min_side} pixels")
             if max(width, height) > limits.max_aspect * min(width, height):
                 raise ImageRejected(f"the image is {width}x{height}; the aspect ratio may be at most {limits.max_aspect:g}:1")
             image.load()
