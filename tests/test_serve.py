@@ -281,3 +281,48 @@ def test_load_test_end_to_end(tiny_run: tuple[Path, Path], one_torch_thread: Non
     assert figures["errors"] == 0 and figures["requests"] >= 2
     assert figures["uploads"] == 2  # then screen_id only
     assert figures["p50_ms"] <= figures["p95_ms"]
+
+
+def test_small_screenshots_and_json_integers_are_accepted(client: TestClient) -> None:
+    tiny = post_form(client, image=png_bytes(size=(1, 1)), text="hi")  # letterboxing scales it up
+    assert tiny.status_code == 200, tiny.text
+    body = {"text": "hi", "screen_id": tiny.json()["screen_id"], "user_id": 7.0}  # JSON Schema's integer
+    assert client.post("/v1/predict", json=body).status_code == 200
+
+
+def test_a_full_queue_is_503_with_retry_after(tiny_run: tuple[Path, Path], one_torch_thread: None) -> None:
+    """Keystrokes beyond ``max_queue`` (running or waiting) are refused at once, not queued without bound."""
+    import threading
+
+    from keypilot.inference.predictor import Predictor
+
+    class Gated:
+        """The real predictor behind a gate the test opens: holds the model busy on demand."""
+
+        def __init__(self, predictor: Predictor) -> None:
+            self.predictor, self.inside, self.gate = predictor, threading.Semaphore(0), threading.Event()
+
+        def predict(self, *args, **kwargs):
+            self.inside.release()
+            assert self.gate.wait(timeout=60)
+            return self.predictor.predict(*args, **kwargs)
+
+    gated = Gated(Predictor.from_pretrained(tiny_run[0]))
+    with TestClient(create_app(gated, limits=ServeLimits(max_queue=2, retry_after_s=3))) as small:
+        answers: list = []
+        workers = [threading.Thread(target=lambda: answers.append(post_form(small, text="hel"))) for _ in range(2)]
+        workers[0].start()
+        assert gated.inside.acquire(timeout=60)  # the first keystroke holds the model
+        workers[1].start()
+        for _ in range(600):  # the second waits behind it
+            if small.get("/healthz").json()["queue"] == 2:
+                break
+            threading.Event().wait(0.05)
+        refused = post_form(small, text="help")
+        assert_refused(refused, 503, "busy")
+        assert refused.headers["retry-after"] == "3"
+        gated.gate.set()
+        for worker in workers:
+            worker.join(timeout=120)
+        assert [a.status_code for a in answers] == [200, 200]
+        assert small.get("/healthz").json()["queue"] == 0

@@ -207,18 +207,19 @@ def _predict(args: argparse.Namespace) -> int:
     _run_folder(args.run)
     if is_private(args.input_type):
         # A password field: the screenshot is not read and the model not asked (privacy.py).
-        from keypilot.inference.predictor import format_prediction
         from keypilot.inference.privacy import withheld_prediction
 
         result = withheld_prediction(args.prev_layout)
-    else:
-        from keypilot.images import read_screenshot
+        print(json.dumps(result.to_dict(), ensure_ascii=False) if args.json else
+              f"strip        (empty: a password field; nothing was read, predicted or kept)\nlayout       {result.layout}")
+        return 0
+    from keypilot.images import read_screenshot
 
-        image = read_screenshot(args.image)  # checked (and decoded) before the model loads
-        from keypilot.inference.predictor import Predictor, format_prediction
+    image = read_screenshot(args.image)  # checked (and decoded) before the model loads
+    from keypilot.inference.predictor import Predictor, format_prediction
 
-        predictor = Predictor.from_pretrained(args.run, device=args.device)
-        result = predictor.predict(image, args.text, prev_layout=args.prev_layout, user_id=args.user_id)
+    predictor = Predictor.from_pretrained(args.run, device=args.device)
+    result = predictor.predict(image, args.text, prev_layout=args.prev_layout, user_id=args.user_id)
     print(json.dumps(result.to_dict(), ensure_ascii=False) if args.json else format_prediction(result))
     return 0
 

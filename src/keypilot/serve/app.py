@@ -191,7 +191,8 @@ def create_app(predictor: Predictor, samples_dir: Path | None = None, limits: Se
 
     @app.get("/healthz", summary="Liveness and what is loaded", response_model=Health)
     async def healthz() -> Health:
-        return Health(status="ok", backend=type(predictor).__name__, screens=len(store), samples=len(samples))
+        return Health(status="ok", backend=type(predictor).__name__, screens=len(store), queue=queue.admitted,
+                      samples=len(samples))
 
     @app.post(
         "/v1/predict",

@@ -247,6 +247,7 @@ class Health(BaseModel):
     status: str = Field(description='"ok"')
     backend: str = Field(description="The predictor's class: Predictor (torch) or OnnxPredictor.")
     screens: int = Field(ge=0, description="Uploaded screens held for screen_id.")
+    queue: int = Field(ge=0, description="Keystrokes admitted now (running or waiting for the model).")
     samples: int = Field(ge=0, description="Demo samples offered by the page.")
 
 
