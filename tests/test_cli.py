@@ -17,7 +17,8 @@ import pytest
 from conftest import ROOT, make_tiny_run
 
 from keypilot import __version__
-from keypilot.cli import EXIT_BROKEN_PIPE, main
+from keypilot.cli import main
+from keypilot.cli_support import EXIT_BROKEN_PIPE
 
 
 @pytest.fixture(scope="module")

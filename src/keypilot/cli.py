@@ -4,101 +4,36 @@ Imports happen inside each handler so that ``keypilot data check`` does not pay 
 and so that a part of the project can be used without the others installed. Handlers check
 what the user named (run folder, image, data, config) before anything heavy loads.
 
-Every failure takes one path (``main``): one line ``keypilot <command>: <what is wrong>`` on
-stderr and exit status 1 (2 for a malformed command line, 130 when interrupted); ``--debug``
-shows the traceback instead. An output folder or file the command created is removed again
-when it fails, so a failed command leaves nothing behind. A closed pipe (``| head``) ends
-the command silently.
+Every failure takes one path (``cli_support.run_command``): one line ``keypilot <command>:
+<what is wrong>`` on stderr and a non-zero exit status; ``--debug`` shows the traceback
+instead. A subcommand that writes an output names it (``set_defaults(output="out")``) so that
+a failure removes what it created. A closed pipe (``| head``) ends the command silently.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
-import os
-import shutil
 import sys
-import traceback
 from pathlib import Path
 
 from keypilot import __version__
+from keypilot.cli_support import (
+    CommandError,
+    Parser,
+    data_folder,
+    escape_unprintable_output,
+    existing,
+    export_folder,
+    port_number,
+    positive_float,
+    positive_int,
+    run_command,
+    run_folder,
+)
 from keypilot.labels import INPUT_TYPES, LAYOUTS
 
-EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 1, 2, 130, 141
-
-
-class CommandError(Exception):
-    """A mistake the user can fix; the message says what is wrong and what to do."""
-
-
-# The library's own "your input is wrong" errors, by module. Looked up only in modules the
-# command imported (one it did not import cannot have raised), so no handler pays for torch.
-USER_ERRORS = {
-    "keypilot.config": "ConfigError",
-    "keypilot.data.format": "DataFormatError",
-    "keypilot.images": "ImageRejected",
-    "keypilot.train.loop": "TrainError",
-    "keypilot.train.data": "TokenizerTooLarge",
-    "keypilot.demo": "DemoStepFailed",
-}
-
-
-# ---------------------------------------------------------------------------- checks
-
-def _count(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 < value < 65536:
-        raise argparse.ArgumentTypeError(f"must be a port number 1-65535, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
-    return value
-
-
-def _existing(path: Path | None, what: str) -> None:
-    if path is not None and not path.exists():
-        raise CommandError(f"{path}: no such {what}")
-
-
-def _run_folder(run: Path) -> None:
-    """A trained run (config, weights, tokenizer), checked before a model loads."""
-    from keypilot.run_folder import missing_run_files
-
-    if not run.is_dir():
-        raise CommandError(f"{run}: no such run folder (train one with `keypilot train --out {run}`)")
-    missing = missing_run_files(run)
-    if missing:
-        raise CommandError(f"{run} is not a trained run folder: {', '.join(missing)} missing")
-
-
-def _export_folder(run: Path) -> Path:
-    from keypilot.run_folder import EXPORT_DIR, MANIFEST_FILE, export_folder
-
-    export = export_folder(run)
-    if export is None:
-        raise CommandError(f"no ONNX export ({MANIFEST_FILE}) in {run} or {run / EXPORT_DIR}: "
-                           f"run `keypilot export --run {run} --out {run / EXPORT_DIR}` first")
-    return export
-
-
-def _data_folder(data: Path) -> None:
-    if not (data / "train.jsonl").is_file():
-        raise CommandError(f"{data}: no train.jsonl there (make a data set with `keypilot data generate --out {data}`)")
-
-
 # ---------------------------------------------------------------------------- handlers
+
 
 def _data_generate(args: argparse.Namespace) -> int:
     from keypilot.data.generate import generate_dataset
@@ -117,7 +52,7 @@ def _data_check(args: argparse.Namespace) -> int:
 def _data_preview(args: argparse.Namespace) -> int:
     from keypilot.data.preview import make_contact_sheet
 
-    _existing(args.path, "data set")
+    existing(args.path, "data set")
     make_contact_sheet(args.path, args.out, num=args.num, seed=args.seed)
     print(f"wrote {args.out}")
     return 0
@@ -126,7 +61,7 @@ def _data_preview(args: argparse.Namespace) -> int:
 def _tokenizer_train(args: argparse.Namespace) -> int:
     from keypilot.tokenizer import train_tokenizer
 
-    _existing(args.data, "data set")
+    existing(args.data, "data set")
     if args.out.is_dir():
         raise CommandError(f"--out {args.out} is a folder; give the tokenizer file to write, e.g. {args.out / 'tokenizer.json'}")
     args.out.parent.mkdir(parents=True, exist_ok=True)  # removed again on failure, like --out itself
@@ -154,7 +89,7 @@ def _train(args: argparse.Namespace) -> int:
         if getattr(args, name, None) is not None:
             config["training"][name] = getattr(args, name)
     parse_config(config)  # the overrides obey the same schema
-    _data_folder(args.data)
+    data_folder(args.data)
 
     from keypilot.train.loop import train
 
@@ -164,10 +99,10 @@ def _train(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     if args.backend == "onnx":
-        _export_folder(args.run)
+        export_folder(args.run)
     else:
-        _run_folder(args.run)
-    _existing(args.samples, "data set folder")
+        run_folder(args.run)
+    existing(args.samples, "data set folder")
     from keypilot.serve.app import serve
 
     return serve(args.run, host=args.host, port=args.port, backend=args.backend, samples_dir=args.samples,
@@ -187,9 +122,9 @@ def _bench_serve(args: argparse.Namespace) -> int:
     if args.url is None and args.run is None:
         raise CommandError("give --run RUN (a server is started) or --url URL (a server already running on loopback)")
     if args.run is not None and args.backend == "onnx":
-        _export_folder(args.run)
+        export_folder(args.run)
     elif args.run is not None:
-        _run_folder(args.run)
+        run_folder(args.run)
     from keypilot.serve.loadtest import bench_serve
 
     figures = bench_serve(args.run, clients=args.clients, seconds=args.seconds, url=args.url, backend=args.backend,
@@ -204,7 +139,7 @@ def _predict(args: argparse.Namespace) -> int:
 
     from keypilot.inference.privacy import is_private
 
-    _run_folder(args.run)
+    run_folder(args.run)
     if is_private(args.input_type):
         # A password field: the screenshot is not read and the model not asked (privacy.py).
         from keypilot.inference.privacy import withheld_prediction
@@ -225,9 +160,9 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    _run_folder(args.run)
-    _existing(args.data, "data file or folder")
-    _existing(args.train_data, "training data file or folder")
+    run_folder(args.run)
+    existing(args.data, "data file or folder")
+    existing(args.train_data, "training data file or folder")
     from keypilot.evaluation.evaluate import evaluate
 
     evaluate(args.run, args.data, args.out, baselines=args.baselines, max_records=args.limit,
@@ -237,9 +172,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    _run_folder(args.run)
-    _existing(args.data, "data set")
-    _existing(args.accuracy, "data set")
+    run_folder(args.run)
+    existing(args.data, "data set")
+    existing(args.accuracy, "data set")
     from keypilot.inference.export import export_run
 
     export_run(args.run, args.out, int8=args.int8, calib_images=args.calib_images, calib_data=args.data)
@@ -254,12 +189,12 @@ def _bench_infer(args: argparse.Namespace) -> int:
     import json
 
     if args.run is not None:
-        _run_folder(args.run)
+        run_folder(args.run)
     else:
         from keypilot.config import load_config
 
         load_config(args.config)
-    _existing(args.data, "data set")
+    existing(args.data, "data set")
     from keypilot.inference.bench import BACKENDS, bench_infer, format_table, machine_description
 
     backends = BACKENDS if args.backend == "all" else (args.backend,)
@@ -277,56 +212,17 @@ def _demo(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- parser
 
-class _HelpFormatter(argparse.HelpFormatter):
-    """Ends each option's help with its default, or with "(required)"."""
-
-    def _format_action(self, action: argparse.Action) -> str:
-        if action.option_strings and action.help != argparse.SUPPRESS:
-            text = action.help or ""
-            default = action.default
-            if action.required:
-                text += " (required)"
-            elif "(default" not in text and default is not None and not isinstance(default, bool) \
-                    and default not in (argparse.SUPPRESS, ""):
-                text += " (default: %(default)s)"
-            action = copy.copy(action)
-            action.help = text.strip() or None
-        return super()._format_action(action)
-
-
-class _Parser(argparse.ArgumentParser):
-    """One-line usage errors naming the command; ``--debug`` on every (sub)command."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        kwargs.setdefault("formatter_class", _HelpFormatter)
-        super().__init__(*args, **kwargs)
-        # SUPPRESS: a subcommand's absent --debug must not reset one given before it.
-        self.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                          help="on failure, show the Python traceback instead of one line")
-        self.set_defaults(command_name=self.prog)  # the innermost parser's name wins
-
-    def add_subparsers(self, **kwargs):  # type: ignore[no-untyped-def]
-        kwargs.setdefault("metavar", "COMMAND")
-        return super().add_subparsers(**kwargs)
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        if "the following arguments are required: COMMAND" in message and self._subparsers is not None:
-            choices = next(a.choices for a in self._subparsers._group_actions if a.choices)
-            message = f"choose a command: {', '.join(choices)}"
-        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="keypilot", description=__doc__.splitlines()[0])
+    parser = Parser(prog="keypilot", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"keypilot {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="generate, check and preview data sets").add_subparsers(dest="data_command", required=True)
     p = data.add_parser("generate", help="write a synthetic data set of phone screens and typing")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--num", type=_count, required=True, help="number of samples over all splits")
+    p.add_argument("--num", type=positive_int, required=True, help="number of samples over all splits")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=_count, default=None, help="processes (default: all cores)")
+    p.add_argument("--workers", type=positive_int, default=None, help="processes (default: all cores)")
     p.set_defaults(func=_data_generate, output="out")
     p = data.add_parser("check", help="validate a data set folder or a .jsonl file")
     p.add_argument("path", type=Path)
@@ -334,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = data.add_parser("preview", help="draw a contact sheet of samples")
     p.add_argument("path", type=Path)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--num", type=_count, default=24)
+    p.add_argument("--num", type=positive_int, default=24)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_data_preview, output="out")
 
@@ -342,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = tok.add_parser("train", help="train the tokenizer on a data set")
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--vocab-size", type=_count, default=32000)
+    p.add_argument("--vocab-size", type=positive_int, default=32000)
     p.set_defaults(func=_tokenizer_train, output="out")
 
     p = sub.add_parser("info", help="parameters per component and model size")
@@ -353,11 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, help="a YAML file or a shipped config's name (tiny, keypilot)")
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--max-steps", type=_count, default=None)
-    p.add_argument("--save-every", type=_count, default=None)
-    p.add_argument("--log-every", type=_count, default=None)
-    p.add_argument("--eval-every", type=_count, default=None)
-    p.add_argument("--batch-size", type=_count, default=None)
+    p.add_argument("--max-steps", type=positive_int, default=None)
+    p.add_argument("--save-every", type=positive_int, default=None)
+    p.add_argument("--log-every", type=positive_int, default=None)
+    p.add_argument("--eval-every", type=positive_int, default=None)
+    p.add_argument("--batch-size", type=positive_int, default=None)
     p.add_argument("--resume", action="store_true")
     p.add_argument("--skip-bad", action="store_true", help="skip (and count) invalid records instead of stopping")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
@@ -366,28 +262,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="HTTP API and the browser keyboard for a trained run")
     p.add_argument("--run", type=Path, required=True)
     p.add_argument("--host", default="127.0.0.1", help="loopback by default; the API has no authentication")
-    p.add_argument("--port", type=_port, default=8000)
+    p.add_argument("--port", type=port_number, default=8000)
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch")
     p.add_argument("--samples", type=Path, default=None, help="data set folder whose screens the page offers")
     p.add_argument("--no-access-log", action="store_true", help="do not log each request")
-    p.add_argument("--threads", type=_count, default=None, help="model intra-op threads (default: the backend's)")
+    p.add_argument("--threads", type=positive_int, default=None, help="model intra-op threads (default: the backend's)")
     p.add_argument("--int8", action="store_true", help="with --backend onnx: the export's INT8 graphs")
     p.set_defaults(func=_serve)
 
     bench = sub.add_parser("bench", help="speed measurements").add_subparsers(dest="bench_command", required=True)
     p = bench.add_parser("train", help="training samples/s (forward + backward + step) at a config's batch size")
     p.add_argument("--config", action="append", default=None, help="repeatable (default: tiny and keypilot)")
-    p.add_argument("--batch-size", type=_count, default=None)
-    p.add_argument("--steps", type=_count, default=5, help="timed steps, after 2 untimed ones")
+    p.add_argument("--batch-size", type=positive_int, default=None)
+    p.add_argument("--steps", type=positive_int, default=5, help="timed steps, after 2 untimed ones")
     p.add_argument("--device", default=None)
     p.set_defaults(func=_bench_train)
     p = bench.add_parser("serve", help="load test: concurrent typing clients against the HTTP API on loopback")
     p.add_argument("--run", type=Path, default=None, help="run folder; a server is started on a free loopback port")
     p.add_argument("--url", default=None, help="an already running server on loopback (instead of --run)")
-    p.add_argument("--clients", type=_count, default=16)
-    p.add_argument("--seconds", type=_seconds, default=10.0)
+    p.add_argument("--clients", type=positive_int, default=16)
+    p.add_argument("--seconds", type=positive_float, default=10.0)
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch")
-    p.add_argument("--threads", type=_count, default=None, help="the server's model intra-op threads")
+    p.add_argument("--threads", type=positive_int, default=None, help="the server's model intra-op threads")
     p.add_argument("--int8", action="store_true", help="with --backend onnx: the export's INT8 graphs")
     p.set_defaults(func=_bench_serve)
     p = bench.add_parser("infer", help="per-stage inference latency, model size and peak RSS (torch / ONNX / ONNX INT8)")
@@ -395,9 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--run", type=Path, help="a trained run folder")
     src.add_argument("--config", help="a config (file or shipped name): random weights and a throwaway tokenizer (speed only)")
     p.add_argument("--backend", choices=("torch", "onnx", "onnx-int8", "all"), default="onnx-int8")
-    p.add_argument("--threads", type=_count, default=1, help="intra-op threads")
-    p.add_argument("--repeats", type=_count, default=3, help="timed rounds over the sample screens")
-    p.add_argument("--screens", type=_count, default=8, help="sample screens (also INT8 calibration images)")
+    p.add_argument("--threads", type=positive_int, default=1, help="intra-op threads")
+    p.add_argument("--repeats", type=positive_int, default=3, help="timed rounds over the sample screens")
+    p.add_argument("--screens", type=positive_int, default=8, help="sample screens (also INT8 calibration images)")
     p.add_argument("--data", type=Path, default=None, help="data set for the screens (default: a small generated one)")
     p.add_argument("--json", action="store_true", help="one JSON object (a list with --backend all)")
     p.set_defaults(func=_bench_infer)
@@ -406,11 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--int8", action="store_true", help="also INT8 graphs: static QDQ screen encoder, dynamic elsewhere")
-    p.add_argument("--calib-images", type=_count, default=32, help="screenshots for the static INT8 calibration")
+    p.add_argument("--calib-images", type=positive_int, default=32, help="screenshots for the static INT8 calibration")
     p.add_argument("--data", type=Path, default=None, help="data set for calibration and parity (default: generated screens)")
     p.add_argument("--accuracy", type=Path, default=None, metavar="DATA",
                    help="also score FP32 vs INT8 ONNX on this test split (layout accuracy, top-1/top-5)")
-    p.add_argument("--accuracy-limit", type=_count, default=None, help="records of --accuracy to score (default: all)")
+    p.add_argument("--accuracy-limit", type=positive_int, default=None, help="records of --accuracy to score (default: all)")
     p.set_defaults(func=_export, output="out")
 
     p = sub.add_parser("predict", help="one keystroke: screenshot + typed text -> the strip and the layout")
@@ -430,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, required=True, help=".jsonl file (or folder) in the record format")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--baselines", action="store_true", help="also score the text-only ablation and the baselines")
-    p.add_argument("--limit", type=_count, default=None, help="evaluate the first N records only")
+    p.add_argument("--limit", type=positive_int, default=None, help="evaluate the first N records only")
     p.add_argument("--train-data", type=Path, default=None, help="training split for the n-gram (default: train.jsonl beside --data)")
     p.add_argument("--simulate", type=int, default=50, help="records in the keystroke-savings simulation")
     p.add_argument("--device", default="cpu")
@@ -442,97 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# ---------------------------------------------------------------------------- the one error path
-
-def _user_error_types() -> tuple[type[BaseException], ...]:
-    found: list[type[BaseException]] = [CommandError, ValueError, OSError]
-    for module, name in USER_ERRORS.items():
-        if module in sys.modules:
-            found.append(getattr(sys.modules[module], name))
-    return tuple(found)
-
-
-def _one_line(err: BaseException) -> str:
-    """The error's own message; an OSError as ``path: reason``; a long listing cut to 20 lines."""
-    if isinstance(err, OSError) and err.strerror:
-        message = f"{err.filename}: {err.strerror}" if err.filename else err.strerror
-    else:
-        message = str(err) or type(err).__name__
-    lines = message.splitlines() or [message]
-    if len(lines) > 20:
-        lines = [*lines[:19], f"... and {len(lines) - 19} more lines"]
-    return "\n".join(lines)
-
-
-def _created_by_this_command(args: argparse.Namespace) -> Path | None:
-    """The outermost folder (or file) the command will create for its output, which a failure
-    removes again; None when the output path exists already (nothing of the user's is touched)."""
-    output = getattr(args, getattr(args, "output", "") or "", None)
-    if output is None or os.path.lexists(output):
-        return None
-    created = Path(output).absolute()
-    while not os.path.lexists(created.parent):
-        created = created.parent
-    return created
-
-
-def _remove_partial_output(path: Path) -> None:
-    from keypilot.run_folder import CHECKPOINT_DIR
-
-    if (path / CHECKPOINT_DIR).is_dir() and any((path / CHECKPOINT_DIR).iterdir()):
-        return  # a run that saved a checkpoint is resumable: never thrown away
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    elif os.path.lexists(path):
-        path.unlink()
-
-
-def _quiet_broken_pipe() -> None:
-    # Python flushes stdout at exit; with the reader gone that would raise again.
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass  # stdout has no file descriptor (captured): nothing will be flushed to a pipe
-
-
 def main(argv: list[str] | None = None) -> int:
-    for stream in (sys.stdout, sys.stderr):
-        # User data may hold characters the terminal's encoding cannot show: escape, never crash.
-        if hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors="backslashreplace")
-    args = build_parser().parse_args(argv)
-    created = _created_by_this_command(args)
-    try:
-        code = int(args.func(args) or 0)
-    except BrokenPipeError:
-        _quiet_broken_pipe()
-        return EXIT_BROKEN_PIPE
-    except KeyboardInterrupt:
-        print(f"{args.command_name}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Exception as err:  # noqa: BLE001 - the one place every failure is reported
-        if created is not None:
-            _remove_partial_output(created)
-        if getattr(args, "debug", False):
-            traceback.print_exc()
-            return EXIT_ERROR
-        message = _one_line(err)
-        if not isinstance(err, _user_error_types()):
-            message += f" ({type(err).__name__}: an internal error; `--debug` shows where, please report it)"
-        try:
-            print(f"{args.command_name}: {message}", file=sys.stderr)
-        except BrokenPipeError:
-            pass
-        return EXIT_ERROR
-    if code and created is not None:
-        _remove_partial_output(created)
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        _quiet_broken_pipe()
-        return EXIT_BROKEN_PIPE
-    return code
+    escape_unprintable_output()
+    return run_command(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

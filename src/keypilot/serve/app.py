@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Protocol
 
-from fastapi import FastAPI, Path as PathParam, Request
+from fastapi import FastAPI, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -34,7 +35,12 @@ from keypilot import __version__
 from keypilot.images import ImageLimits, ImageRejected, decode_screenshot
 from keypilot.inference.privacy import is_private, withheld_prediction
 from keypilot.serve.images import ScreenStore, screen_id_of
-from keypilot.serve.keystroke import ApiError, Keystroke, KeystrokeModels, read_keystroke
+from keypilot.serve.keystroke import (
+    ApiError,
+    Keystroke,
+    KeystrokeModels,
+    read_keystroke,
+)
 from keypilot.serve.samples import Sample, load_samples
 from keypilot.serve.schema import (
     SAMPLE_ID_PATTERN,
