@@ -38,7 +38,8 @@ def run_demo(run_dir: Path, keypilot: Callable[[list[str]], int]) -> int:
         print("$ keypilot " + " ".join(argv), flush=True)
         code = keypilot(argv)
         if code:
-            raise DemoStepFailed(f"`keypilot {argv[0]}` failed (exit status {code}); fix what it said and run the demo again")
+            command = " ".join(word for word in argv[:2] if not word.startswith("-"))
+            raise DemoStepFailed(f"`keypilot {command}` failed (exit status {code}); fix what it said and run the demo again")
 
     started = time.perf_counter()
 
