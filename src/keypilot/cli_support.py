@@ -172,10 +172,11 @@ def created_by_command(args: argparse.Namespace) -> Path | None:
 
 
 def remove_partial_output(path: Path) -> None:
-    from keypilot.run_folder import CHECKPOINT_DIR
+    from keypilot.run_folder import CHECKPOINT_DIR, METRICS_FILE
 
-    if (path / CHECKPOINT_DIR).is_dir() and any((path / CHECKPOINT_DIR).iterdir()):
-        return  # a run that saved a checkpoint is resumable: never thrown away
+    checkpoints, metrics = path / CHECKPOINT_DIR, path / METRICS_FILE
+    if (checkpoints.is_dir() and any(checkpoints.iterdir())) or (metrics.is_file() and metrics.stat().st_size):
+        return  # a run that trained (metrics) or saved a checkpoint (resumable) is never thrown away
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     elif os.path.lexists(path):
