@@ -14,7 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, make_tiny_run
+from conftest import ROOT, data_copy, make_tiny_run, shared_data, write_config
 
 from keypilot import __version__
 from keypilot.cli import main
@@ -119,6 +119,16 @@ def test_failed_export_leaves_no_output_folder(tiny_run: tuple[Path, Path], tmp_
     (existing / "keep.txt").write_text("the user's", encoding="utf-8")
     assert run_cli(capsys, "export", "--run", broken, "--out", existing)[0] == 1
     assert (existing / "keep.txt").read_text(encoding="utf-8") == "the user's"  # a folder that existed is not touched
+
+
+def test_failed_train_leaves_no_run_folder(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, capsys) -> None:
+    data = data_copy(shared_data(tmp_path_factory), tmp_path / "data", tokenizer=True, extra_train_line='{"id": "broken"}')
+    run = tmp_path / "runs" / "first"
+    code, _, err = run_cli(capsys, "train", "--config", write_config(tmp_path), "--data", data, "--out", run, "--device", "cpu")
+    assert code == 1
+    first = err.splitlines()[0]
+    assert first.startswith(f"keypilot train: {data / 'train.jsonl'}:") and "missing required field(s)" in first
+    assert "Traceback" not in err and not (tmp_path / "runs").exists()
 
 
 def test_tokenizer_on_an_empty_file_fails_and_writes_nothing(tmp_path: Path, capsys) -> None:
