@@ -14,8 +14,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from keypilot.data.format import Record
-from keypilot.labels import LAYOUT_INDEX, ROI_KEYS, TASK_INDEX, lang_of
 from keypilot.preprocess import context_tokens, letterbox
+from keypilot.labels import LAYOUT_INDEX, ROI_KEYS, TASK_INDEX, lang_of
 from keypilot.tokenizer import KeyPilotTokenizer
 
 IGNORE_INDEX = -100  # target padding, skipped by cross-entropy

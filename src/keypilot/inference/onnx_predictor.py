@@ -32,8 +32,6 @@ from keypilot.inference.postprocess import (
     lists_to_decode,
     strip_for,
 )
-from keypilot.inference.privacy import is_private, withheld_prediction
-from keypilot.labels import EXPERTS, LAYOUT_INDEX, LAYOUTS, TASKS
 from keypilot.preprocess import (
     SCREEN_CACHE_SIZE,
     ImageInput,
@@ -42,6 +40,8 @@ from keypilot.preprocess import (
     letterbox_array,
     to_pil,
 )
+from keypilot.inference.privacy import is_private, withheld_prediction
+from keypilot.labels import EXPERTS, LAYOUT_INDEX, LAYOUTS, TASKS
 from keypilot.run_folder import MANIFEST_FILE, TOKENIZER_FILE
 from keypilot.tokenizer import KeyPilotTokenizer
 

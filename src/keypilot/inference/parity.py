@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from keypilot.inference.onnx_predictor import OnnxPredictor
+from keypilot.preprocess import context_ids, letterbox_array, to_pil
 from keypilot.labels import LAYOUT_INDEX, LAYOUTS, TASKS
 from keypilot.models.keypilot_model import KeyPilotModel
-from keypilot.preprocess import context_ids, letterbox_array, to_pil
 
 PARITY_SAMPLES = 8
 

@@ -43,16 +43,10 @@ from keypilot.inference.postprocess import (
     strip_for,
     token_classes,
 )
+from keypilot.preprocess import SCREEN_CACHE_SIZE, ImageInput, ScreenCache, letterbox_array, to_pil
 from keypilot.inference.privacy import is_private, withheld_prediction
 from keypilot.labels import EXPERTS, LAYOUT_INDEX, LAYOUTS, TASK_INDEX, TASKS
 from keypilot.models.routers import apply_hysteresis
-from keypilot.preprocess import (
-    SCREEN_CACHE_SIZE,
-    ImageInput,
-    ScreenCache,
-    letterbox_array,
-    to_pil,
-)
 
 
 @dataclass
