@@ -8,6 +8,7 @@ that arrow is Python's, not the code's, and is left out.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,7 @@ def module_files() -> dict[str, Path]:
     return modules
 
 
+@functools.cache
 def import_graph() -> dict[str, set[str]]:
     """module -> the keypilot modules it imports."""
     modules = module_files()
