@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from keypilot.run_folder import missing_run_files
 from keypilot.serve.loadtest import bench_serve
 
 
@@ -23,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="the server's model intra-op threads")
     parser.add_argument("--int8", action="store_true", help="with --backend onnx: the export's INT8 graphs")
     args = parser.parse_args(argv)
-    if not (args.run / "config.yaml").is_file():
+    if missing_run_files(args.run):
         print(f"bench_serve: no trained run at {args.run} (run `make demo` first); skipped")
         return 0
     figures = bench_serve(args.run, clients=args.clients, seconds=args.seconds, backend=args.backend, threads=args.threads, int8=args.int8)

@@ -17,7 +17,7 @@ from keypilot.data.format import read_records
 from keypilot.labels import LAYOUTS
 from keypilot.inference.onnx_predictor import OnnxPredictor
 from keypilot.inference.postprocess import language_bias
-from keypilot.inference.preprocess import context_ids
+from keypilot.preprocess import context_ids
 
 from test_export import make_tiny_export  # noqa: I001  (tests/ is on sys.path under pytest)
 

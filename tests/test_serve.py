@@ -21,11 +21,11 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from keypilot.labels import LAYOUTS, TASKS  # noqa: E402
 from keypilot.serve.app import ServeLimits, create_app  # noqa: E402
-from keypilot.serve.images import ImageLimits  # noqa: E402
+from keypilot.images import ImageLimits  # noqa: E402
 
 RESULT_KEYS = {
     "task", "task_probs", "corrections", "completions", "suggestion", "layout", "layout_raw",
-    "layout_probs", "expert_probs", "shown", "screen_cached", "timing_ms", "screen_id", "shown_kind",
+    "layout_probs", "expert_probs", "shown", "screen_cached", "timing_ms", "screen_id", "shown_kind", "withheld",
 }
 
 
@@ -88,7 +88,8 @@ def test_healthz_docs_and_page(client: TestClient) -> None:
     health = client.get("/healthz").json()
     assert health["status"] == "ok" and health["backend"] == "Predictor"
     spec = client.get("/openapi.json").json()
-    assert set(spec["paths"]["/v1/predict"]["post"]["requestBody"]["content"]) == {"multipart/form-data", "application/json"}
+    assert set(spec["paths"]["/v1/predict"]["post"]["requestBody"]["content"]) == {
+        "multipart/form-data", "application/json", "application/x-www-form-urlencoded"}
     assert client.get("/docs").status_code == 200
     page = client.get("/")
     assert page.status_code == 200 and 'id="keyboard"' in page.text
@@ -150,13 +151,13 @@ def _gif() -> bytes:
         ({"image": _gif()}, 400, "bad_image"),
         ({"image": png_header_only(100_000, 100_000)}, 413, "bad_image"),
         ({"image": png_header_only(6000, 5000)}, 413, "bad_image"),
-        ({"image": png_bytes(size=(8, 8))}, 400, "bad_image"),
         ({"image": png_bytes(size=(20, 400))}, 400, "bad_image"),
+        ({"image": png_bytes(size=(400, 20))}, 400, "bad_image"),
         ({"prev_layout": "QWERTY"}, 422, "bad_layout"),
         ({"user_id": "-1"}, 422, "bad_field"),
         ({"user_id": "abc"}, 422, "bad_field"),
         ({"user_id": str(2**40)}, 422, "bad_field"),
-        ({"text": "x" * 2001}, 413, "text_too_long"),
+        ({"text": "x" * 2001}, 422, "text_too_long"),
         ({"text": None}, 422, "missing_field"),
         ({"image": None}, 422, "missing_field"),
         ({"image": None, "screen_id": "../../etc/passwd"}, 422, "bad_field"),
@@ -164,8 +165,8 @@ def _gif() -> bytes:
         ({"colour": "blue"}, 422, "bad_field"),
     ],
     ids=[
-        "not-an-image", "empty-image", "truncated", "gif", "bomb-10-gigapixel", "30-megapixel", "too-small",
-        "aspect-20", "unknown-layout", "negative-user", "text-user", "huge-user", "text-too-long", "no-text",
+        "not-an-image", "empty-image", "truncated", "gif", "bomb-10-gigapixel", "30-megapixel", "aspect-20",
+        "aspect-1/20", "unknown-layout", "negative-user", "text-user", "huge-user", "text-too-long", "no-text",
         "no-image-no-screen-id", "bad-screen-id", "unknown-screen-id", "unknown-field",
     ],
 )
@@ -190,7 +191,7 @@ def test_bad_form_requests_are_4xx(client: TestClient, kwargs: dict, status: int
         (json.dumps({"text": "hi", "image": base64.b64encode(SCREEN).decode(), "user_id": True}).encode(), 422, "bad_field"),
         (json.dumps({"text": 5, "image": base64.b64encode(SCREEN).decode()}).encode(), 422, "bad_field"),
         (json.dumps({"image": base64.b64encode(SCREEN).decode()}).encode(), 422, "missing_field"),
-        (b'{"text": "\\ud800", "screen_id": "00000000000000000000000000000000"}', 422, "bad_field"),
+        (b'{"text": "\\ud800", "screen_id": "00000000000000000000000000000000"}', 400, "bad_json"),
         (json.dumps({"text": "hi", "image": base64.b64encode(b"GIF89a junk").decode()}).encode(), 400, "bad_image"),
     ],
     ids=[
@@ -224,7 +225,7 @@ def test_limits_are_configurable(tiny_run: tuple[Path, Path]) -> None:
     with TestClient(create_app(Never(), limits=limits)) as small:
         assert_refused(post_form(small, image=b"\0" * 6_000, text="hi"), 413, "body_too_large")
         assert_refused(post_form(small, image=png_bytes(size=(100, 200)), text="hi"), 413, "bad_image")
-        assert_refused(post_form(small, text="eleven char"), 413, "text_too_long")
+        assert_refused(post_form(small, text="eleven char"), 422, "text_too_long")
 
 
 def test_concurrent_requests_match_sequential_answers(client: TestClient) -> None:
@@ -280,3 +281,48 @@ def test_load_test_end_to_end(tiny_run: tuple[Path, Path], one_torch_thread: Non
     assert figures["errors"] == 0 and figures["requests"] >= 2
     assert figures["uploads"] == 2  # then screen_id only
     assert figures["p50_ms"] <= figures["p95_ms"]
+
+
+def test_small_screenshots_and_json_integers_are_accepted(client: TestClient) -> None:
+    tiny = post_form(client, image=png_bytes(size=(1, 1)), text="hi")  # letterboxing scales it up
+    assert tiny.status_code == 200, tiny.text
+    body = {"text": "hi", "screen_id": tiny.json()["screen_id"], "user_id": 7.0}  # JSON Schema's integer
+    assert client.post("/v1/predict", json=body).status_code == 200
+
+
+def test_a_full_queue_is_503_with_retry_after(tiny_run: tuple[Path, Path], one_torch_thread: None) -> None:
+    """Keystrokes beyond ``max_queue`` (running or waiting) are refused at once, not queued without bound."""
+    import threading
+
+    from keypilot.inference.predictor import Predictor
+
+    class Gated:
+        """The real predictor behind a gate the test opens: holds the model busy on demand."""
+
+        def __init__(self, predictor: Predictor) -> None:
+            self.predictor, self.inside, self.gate = predictor, threading.Semaphore(0), threading.Event()
+
+        def predict(self, *args, **kwargs):
+            self.inside.release()
+            assert self.gate.wait(timeout=60)
+            return self.predictor.predict(*args, **kwargs)
+
+    gated = Gated(Predictor.from_pretrained(tiny_run[0]))
+    with TestClient(create_app(gated, limits=ServeLimits(max_queue=2, retry_after_s=3))) as small:
+        answers: list = []
+        workers = [threading.Thread(target=lambda: answers.append(post_form(small, text="hel"))) for _ in range(2)]
+        workers[0].start()
+        assert gated.inside.acquire(timeout=60)  # the first keystroke holds the model
+        workers[1].start()
+        for _ in range(600):  # the second waits behind it
+            if small.get("/healthz").json()["queue"] == 2:
+                break
+            threading.Event().wait(0.05)
+        refused = post_form(small, text="help")
+        assert_refused(refused, 503, "busy")
+        assert refused.headers["retry-after"] == "3"
+        gated.gate.set()
+        for worker in workers:
+            worker.join(timeout=120)
+        assert [a.status_code for a in answers] == [200, 200]
+        assert small.get("/healthz").json()["queue"] == 0

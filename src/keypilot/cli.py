@@ -1,7 +1,13 @@
 """The ``keypilot`` command. Each subcommand parses its arguments and calls one function.
 
 Imports happen inside each handler so that ``keypilot data check`` does not pay for torch,
-and so that a part of the project can be used without the others installed.
+and so that a part of the project can be used without the others installed. Handlers check
+what the user named (run folder, image, data, config) before anything heavy loads.
+
+Every failure takes one path (``cli_support.run_command``): one line ``keypilot <command>:
+<what is wrong>`` on stderr and a non-zero exit status; ``--debug`` shows the traceback
+instead. A subcommand that writes an output names it (``set_defaults(output="out")``) so that
+a failure removes what it created. A closed pipe (``| head``) ends the command silently.
 """
 
 from __future__ import annotations
@@ -9,6 +15,24 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+from keypilot import __version__
+from keypilot.cli_support import (
+    CommandError,
+    Parser,
+    data_folder,
+    escape_unprintable_output,
+    existing,
+    export_folder,
+    port_number,
+    positive_float,
+    positive_int,
+    run_command,
+    run_folder,
+)
+from keypilot.labels import INPUT_TYPES, LAYOUTS
+
+# ---------------------------------------------------------------------------- handlers
 
 
 def _data_generate(args: argparse.Namespace) -> int:
@@ -28,6 +52,7 @@ def _data_check(args: argparse.Namespace) -> int:
 def _data_preview(args: argparse.Namespace) -> int:
     from keypilot.data.preview import make_contact_sheet
 
+    existing(args.path, "data set")
     make_contact_sheet(args.path, args.out, num=args.num, seed=args.seed)
     print(f"wrote {args.out}")
     return 0
@@ -36,24 +61,48 @@ def _data_preview(args: argparse.Namespace) -> int:
 def _tokenizer_train(args: argparse.Namespace) -> int:
     from keypilot.tokenizer import train_tokenizer
 
+    existing(args.data, "data set")
+    if args.out.is_dir():
+        raise CommandError(f"--out {args.out} is a folder; give the tokenizer file to write, e.g. {args.out / 'tokenizer.json'}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)  # removed again on failure, like --out itself
     train_tokenizer(args.data, args.out, vocab_size=args.vocab_size)
     return 0
 
 
 def _info(args: argparse.Namespace) -> int:
+    from keypilot.config import load_config
     from keypilot.info import print_model_info
 
+    load_config(args.config)  # a bad config is named before torch is imported
     print_model_info(args.config)
     return 0
 
 
-def _train(args: argparse.Namespace) -> int:
-    from keypilot.train.loop import train_from_args
+TRAIN_OVERRIDES = ("max_steps", "save_every", "log_every", "eval_every", "batch_size")
 
-    return train_from_args(args)
+
+def _train(args: argparse.Namespace) -> int:
+    from keypilot.config import load_config, parse_config
+
+    config = load_config(args.config)
+    for name in TRAIN_OVERRIDES:
+        if getattr(args, name, None) is not None:
+            config["training"][name] = getattr(args, name)
+    parse_config(config)  # the overrides obey the same schema
+    data_folder(args.data)
+
+    from keypilot.train.loop import train
+
+    train(config, args.data, args.out, resume=args.resume, skip_bad=args.skip_bad, device=args.device)
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
+    if args.backend == "onnx":
+        export_folder(args.run)
+    else:
+        run_folder(args.run)
+    existing(args.samples, "data set folder")
     from keypilot.serve.app import serve
 
     return serve(args.run, host=args.host, port=args.port, backend=args.backend, samples_dir=args.samples,
@@ -61,12 +110,21 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _bench_train(args: argparse.Namespace) -> int:
+    from keypilot.config import load_config
     from keypilot.train.bench import print_bench_train
 
+    for config in args.config or ():
+        load_config(config)
     return print_bench_train(args.config, batch_size=args.batch_size, steps=args.steps, device=args.device)
 
 
 def _bench_serve(args: argparse.Namespace) -> int:
+    if args.url is None and args.run is None:
+        raise CommandError("give --run RUN (a server is started) or --url URL (a server already running on loopback)")
+    if args.run is not None and args.backend == "onnx":
+        export_folder(args.run)
+    elif args.run is not None:
+        run_folder(args.run)
     from keypilot.serve.loadtest import bench_serve
 
     figures = bench_serve(args.run, clients=args.clients, seconds=args.seconds, url=args.url, backend=args.backend,
@@ -79,15 +137,32 @@ def _bench_serve(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     import json
 
+    from keypilot.inference.privacy import is_private
+
+    run_folder(args.run)
+    if is_private(args.input_type):
+        # A password field: the screenshot is not read and the model not asked (privacy.py).
+        from keypilot.inference.privacy import withheld_prediction
+
+        result = withheld_prediction(args.prev_layout)
+        print(json.dumps(result.to_dict(), ensure_ascii=False) if args.json else
+              f"strip        (empty: a password field; nothing was read, predicted or kept)\nlayout       {result.layout}")
+        return 0
+    from keypilot.images import read_screenshot
+
+    image = read_screenshot(args.image)  # checked (and decoded) before the model loads
     from keypilot.inference.predictor import Predictor, format_prediction
 
     predictor = Predictor.from_pretrained(args.run, device=args.device)
-    result = predictor.predict(args.image, args.text, prev_layout=args.prev_layout, user_id=args.user_id)
+    result = predictor.predict(image, args.text, prev_layout=args.prev_layout, user_id=args.user_id)
     print(json.dumps(result.to_dict(), ensure_ascii=False) if args.json else format_prediction(result))
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    run_folder(args.run)
+    existing(args.data, "data file or folder")
+    existing(args.train_data, "training data file or folder")
     from keypilot.evaluation.evaluate import evaluate
 
     evaluate(args.run, args.data, args.out, baselines=args.baselines, max_records=args.limit,
@@ -97,6 +172,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    run_folder(args.run)
+    existing(args.data, "data set")
+    existing(args.accuracy, "data set")
     from keypilot.inference.export import export_run
 
     export_run(args.run, args.out, int8=args.int8, calib_images=args.calib_images, calib_data=args.data)
@@ -110,6 +188,13 @@ def _export(args: argparse.Namespace) -> int:
 def _bench_infer(args: argparse.Namespace) -> int:
     import json
 
+    if args.run is not None:
+        run_folder(args.run)
+    else:
+        from keypilot.config import load_config
+
+        load_config(args.config)
+    existing(args.data, "data set")
     from keypilot.inference.bench import BACKENDS, bench_infer, format_table, machine_description
 
     backends = BACKENDS if args.backend == "all" else (args.backend,)
@@ -122,90 +207,93 @@ def _bench_infer(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from keypilot.demo import run_demo
 
-    return run_demo(args)
+    return run_demo(args.out, keypilot=main)
 
+
+# ---------------------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="keypilot", description=__doc__.splitlines()[0])
+    parser = Parser(prog="keypilot", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"keypilot {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="generate, check and preview data sets").add_subparsers(dest="data_command", required=True)
     p = data.add_parser("generate", help="write a synthetic data set of phone screens and typing")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--num", type=int, required=True, help="number of samples over all splits")
+    p.add_argument("--num", type=positive_int, required=True, help="number of samples over all splits")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    p.set_defaults(func=_data_generate)
+    p.add_argument("--workers", type=positive_int, default=None, help="processes (default: all cores)")
+    p.set_defaults(func=_data_generate, output="out")
     p = data.add_parser("check", help="validate a data set folder or a .jsonl file")
     p.add_argument("path", type=Path)
     p.set_defaults(func=_data_check)
     p = data.add_parser("preview", help="draw a contact sheet of samples")
     p.add_argument("path", type=Path)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--num", type=int, default=24)
+    p.add_argument("--num", type=positive_int, default=24)
     p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=_data_preview)
+    p.set_defaults(func=_data_preview, output="out")
 
     tok = sub.add_parser("tokenizer", help="the multilingual byte-level BPE").add_subparsers(dest="tok_command", required=True)
     p = tok.add_parser("train", help="train the tokenizer on a data set")
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--vocab-size", type=int, default=32000)
-    p.set_defaults(func=_tokenizer_train)
+    p.add_argument("--vocab-size", type=positive_int, default=32000)
+    p.set_defaults(func=_tokenizer_train, output="out")
 
     p = sub.add_parser("info", help="parameters per component and model size")
-    p.add_argument("--config", type=Path, default=Path("configs/keypilot.yaml"))
+    p.add_argument("--config", default="keypilot", help="a YAML file or a shipped config's name (tiny, keypilot)")
     p.set_defaults(func=_info)
 
     p = sub.add_parser("train", help="train a model on a data set")
-    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--config", required=True, help="a YAML file or a shipped config's name (tiny, keypilot)")
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--max-steps", type=int, default=None)
-    p.add_argument("--save-every", type=int, default=None)
-    p.add_argument("--log-every", type=int, default=None)
-    p.add_argument("--eval-every", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--max-steps", type=positive_int, default=None)
+    p.add_argument("--save-every", type=positive_int, default=None)
+    p.add_argument("--log-every", type=positive_int, default=None)
+    p.add_argument("--eval-every", type=positive_int, default=None)
+    p.add_argument("--batch-size", type=positive_int, default=None)
     p.add_argument("--resume", action="store_true")
     p.add_argument("--skip-bad", action="store_true", help="skip (and count) invalid records instead of stopping")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
-    p.set_defaults(func=_train)
+    p.set_defaults(func=_train, output="out")
 
     p = sub.add_parser("serve", help="HTTP API and the browser keyboard for a trained run")
     p.add_argument("--run", type=Path, required=True)
     p.add_argument("--host", default="127.0.0.1", help="loopback by default; the API has no authentication")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=port_number, default=8000)
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch")
     p.add_argument("--samples", type=Path, default=None, help="data set folder whose screens the page offers")
     p.add_argument("--no-access-log", action="store_true", help="do not log each request")
-    p.add_argument("--threads", type=int, default=None, help="model intra-op threads (default: the backend's)")
+    p.add_argument("--threads", type=positive_int, default=None, help="model intra-op threads (default: the backend's)")
     p.add_argument("--int8", action="store_true", help="with --backend onnx: the export's INT8 graphs")
     p.set_defaults(func=_serve)
 
     bench = sub.add_parser("bench", help="speed measurements").add_subparsers(dest="bench_command", required=True)
     p = bench.add_parser("train", help="training samples/s (forward + backward + step) at a config's batch size")
-    p.add_argument("--config", type=Path, action="append", default=None, help="repeatable (default: tiny and keypilot)")
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--steps", type=int, default=5, help="timed steps, after 2 untimed ones")
+    p.add_argument("--config", action="append", default=None, help="repeatable (default: tiny and keypilot)")
+    p.add_argument("--batch-size", type=positive_int, default=None)
+    p.add_argument("--steps", type=positive_int, default=5, help="timed steps, after 2 untimed ones")
     p.add_argument("--device", default=None)
     p.set_defaults(func=_bench_train)
     p = bench.add_parser("serve", help="load test: concurrent typing clients against the HTTP API on loopback")
     p.add_argument("--run", type=Path, default=None, help="run folder; a server is started on a free loopback port")
     p.add_argument("--url", default=None, help="an already running server on loopback (instead of --run)")
-    p.add_argument("--clients", type=int, default=16)
-    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--clients", type=positive_int, default=16)
+    p.add_argument("--seconds", type=positive_float, default=10.0)
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch")
-    p.add_argument("--threads", type=int, default=None, help="the server's model intra-op threads")
+    p.add_argument("--threads", type=positive_int, default=None, help="the server's model intra-op threads")
     p.add_argument("--int8", action="store_true", help="with --backend onnx: the export's INT8 graphs")
     p.set_defaults(func=_bench_serve)
     p = bench.add_parser("infer", help="per-stage inference latency, model size and peak RSS (torch / ONNX / ONNX INT8)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--run", type=Path, help="a trained run folder")
-    src.add_argument("--config", type=Path, help="a config: random weights and a throwaway tokenizer (speed only)")
+    src.add_argument("--config", help="a config (file or shipped name): random weights and a throwaway tokenizer (speed only)")
     p.add_argument("--backend", choices=("torch", "onnx", "onnx-int8", "all"), default="onnx-int8")
-    p.add_argument("--threads", type=int, default=1, help="intra-op threads")
-    p.add_argument("--repeats", type=int, default=3, help="timed rounds over the sample screens")
-    p.add_argument("--screens", type=int, default=8, help="sample screens (also INT8 calibration images)")
+    p.add_argument("--threads", type=positive_int, default=1, help="intra-op threads")
+    p.add_argument("--repeats", type=positive_int, default=3, help="timed rounds over the sample screens")
+    p.add_argument("--screens", type=positive_int, default=8, help="sample screens (also INT8 calibration images)")
     p.add_argument("--data", type=Path, default=None, help="data set for the screens (default: a small generated one)")
     p.add_argument("--json", action="store_true", help="one JSON object (a list with --backend all)")
     p.set_defaults(func=_bench_infer)
@@ -214,18 +302,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--int8", action="store_true", help="also INT8 graphs: static QDQ screen encoder, dynamic elsewhere")
-    p.add_argument("--calib-images", type=int, default=32, help="screenshots for the static INT8 calibration")
+    p.add_argument("--calib-images", type=positive_int, default=32, help="screenshots for the static INT8 calibration")
     p.add_argument("--data", type=Path, default=None, help="data set for calibration and parity (default: generated screens)")
     p.add_argument("--accuracy", type=Path, default=None, metavar="DATA",
                    help="also score FP32 vs INT8 ONNX on this test split (layout accuracy, top-1/top-5)")
-    p.add_argument("--accuracy-limit", type=int, default=None, help="records of --accuracy to score (default: all)")
-    p.set_defaults(func=_export)
+    p.add_argument("--accuracy-limit", type=positive_int, default=None, help="records of --accuracy to score (default: all)")
+    p.set_defaults(func=_export, output="out")
 
     p = sub.add_parser("predict", help="one keystroke: screenshot + typed text -> the strip and the layout")
     p.add_argument("--run", type=Path, required=True)
     p.add_argument("--image", type=Path, required=True)
     p.add_argument("--text", default="", help="text already in the focused field")
-    p.add_argument("--prev-layout", default="EN", choices=("EN", "ZH", "SYM", "EMOJI", "NUM"))
+    p.add_argument("--prev-layout", default="EN", choices=LAYOUTS)
+    p.add_argument("--input-type", default=None, choices=INPUT_TYPES,
+                   help="what the app declares the field is; for password nothing is read or predicted")
     p.add_argument("--user-id", type=int, default=None)
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="the contracts' Predictor result as one JSON line")
@@ -236,11 +326,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, required=True, help=".jsonl file (or folder) in the record format")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--baselines", action="store_true", help="also score the text-only ablation and the baselines")
-    p.add_argument("--limit", type=int, default=None, help="evaluate the first N records only")
+    p.add_argument("--limit", type=positive_int, default=None, help="evaluate the first N records only")
     p.add_argument("--train-data", type=Path, default=None, help="training split for the n-gram (default: train.jsonl beside --data)")
     p.add_argument("--simulate", type=int, default=50, help="records in the keystroke-savings simulation")
     p.add_argument("--device", default="cpu")
-    p.set_defaults(func=_evaluate)
+    p.set_defaults(func=_evaluate, output="out")
 
     p = sub.add_parser("demo", help="the main job end to end on built-in defaults")
     p.add_argument("--out", type=Path, default=Path("runs/demo"))
@@ -249,8 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    escape_unprintable_output()
+    return run_command(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,102 +1,136 @@
-"""YAML configs -> typed dataclasses. Unknown or misspelled keys are errors that name them.
+"""YAML configs, checked by pydantic: types and values, with errors that name the key.
 
-A config file has two sections, ``model`` and ``training``. ``load_config(path)`` returns the
-validated YAML as a plain dict (what ``KeyPilotModel.from_config`` and
-``KeyPilotLoss(**config['training']['loss'])`` take); ``parse_config`` gives the typed view.
+A config has two sections, ``model`` and ``training``; each block of the YAML is one class
+below (a pydantic dataclass: ``dataclasses.asdict`` and ``dataclasses.replace`` work on it).
+``load_config(path_or_name)`` returns the validated YAML as a plain dict with every default
+filled in (what ``KeyPilotModel.from_config`` and ``KeyPilotLoss(**config['training']['loss'])``
+take); ``parse_config`` gives the typed view. A config is a file path or the name of one the
+package ships (``tiny``, ``keypilot``: ``SHIPPED_CONFIGS``), so ``--config tiny`` works from
+any directory.
+
+Mistakes are ``ConfigError``s such as ``training.batch_size: must be >= 1, got -4``; unknown
+keys are errors too, so a misspelt key is never silently ignored.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
-from dataclasses import dataclass, field
+import re
+from dataclasses import field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import ConfigDict, Field, Strict, TypeAdapter, ValidationError, model_validator
+from pydantic.dataclasses import dataclass
+
+SHIPPED_DIR = Path(__file__).parent / "configs"
 
 
 class ConfigError(ValueError):
     """A config that does not match the schema; the message names the key."""
 
 
-@dataclass
+# Strict: YAML "256" is a string and true is not 1. A float also takes an integer (lr: 1).
+Int = Annotated[int, Strict()]
+Count = Annotated[int, Strict(), Field(ge=1)]  # sizes, steps, layers: at least 1
+NonNegInt = Annotated[int, Strict(), Field(ge=0)]
+Float = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+NonNegFloat = Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]
+PositiveFloat = Annotated[float, Strict(), Field(gt=0, allow_inf_nan=False)]
+Probability = Annotated[float, Strict(), Field(ge=0, le=1)]
+Dropout = Annotated[float, Strict(), Field(ge=0, lt=1)]
+Bool = Annotated[bool, Strict()]
+
+_SECTION = ConfigDict(extra="forbid")
+
+
+def _divides(width: int, width_name: str, heads: int, where: str) -> None:
+    if width % heads:
+        raise ValueError(f"{where}: {heads} attention heads do not divide {width_name} = {width}")
+
+
+@dataclass(config=_SECTION)
 class BackboneConfig:
-    width_multiplier: float = 0.75
-    stage_channels: list[int] = field(default_factory=lambda: [16, 24, 48, 64, 320])
-    transformer_dims: list[int] = field(default_factory=lambda: [64, 80, 96])
-    transformer_depths: list[int] = field(default_factory=lambda: [2, 4, 3])
-    dense_channels: int = 192
+    width_multiplier: PositiveFloat = 0.75
+    stage_channels: list[Count] = field(default_factory=lambda: [16, 24, 48, 64, 320])
+    transformer_dims: list[Count] = field(default_factory=lambda: [64, 80, 96])
+    transformer_depths: list[Count] = field(default_factory=lambda: [2, 4, 3])
+    dense_channels: Count = 192
 
 
-@dataclass
+@dataclass(config=_SECTION)
 class TextEncoderConfig:
-    hidden: int = 312
-    layers: int = 2
-    heads: int = 12
-    ffn: int = 1248
-    dropout: float = 0.1
+    hidden: Count = 312
+    layers: Count = 2
+    heads: Count = 12
+    ffn: Count = 1248
+    dropout: Dropout = 0.1
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self) -> TextEncoderConfig:
+        _divides(self.hidden, "hidden", self.heads, "heads")
+        return self
 
 
-@dataclass
+@dataclass(config=_SECTION)
 class PersonalityConfig:
-    num_users: int = 4096
-    dim: int = 64
+    num_users: Count = 4096
+    dim: Count = 64
 
 
-@dataclass
+@dataclass(config=_SECTION)
 class FusionConfig:
-    heads: int = 8
-    ffn: int = 1024
-    layers: int = 1
-    dropout: float = 0.1
+    heads: Count = 8
+    ffn: Count = 1024
+    layers: Count = 1
+    dropout: Dropout = 0.1
 
 
-@dataclass
+@dataclass(config=_SECTION)
 class TaskRouterConfig:
-    hidden: int = 128
-    mix_threshold: float = 0.7
+    hidden: Count = 128
+    mix_threshold: Probability = 0.7
 
 
-@dataclass
+@dataclass(config=_SECTION)
 class LayoutRouterConfig:
-    layers: int = 2
-    heads: int = 8
-    ffn: int = 1024
-    hysteresis_bias: float = 0.3
-    switch_threshold: float = 0.8
+    layers: Count = 2
+    heads: Count = 8
+    ffn: Count = 1024
+    hysteresis_bias: Float = 0.3
+    switch_threshold: Probability = 0.8
 
 
-@dataclass
+@dataclass(config=_SECTION)
 class MoEConfig:
-    router_hidden: int = 128
-    router_dropout: float = 0.1
-    heads: int = 8
-    ffn: int = 1024
-    hint_bias: float = 0.4
-    top1_threshold: float = 0.7
+    router_hidden: Count = 128
+    router_dropout: Dropout = 0.1
+    heads: Count = 8
+    ffn: Count = 1024
+    hint_bias: Float = 0.4
+    top1_threshold: Probability = 0.7
 
 
-@dataclass
+@dataclass(config=_SECTION)
 class DecoderConfig:
-    beam_width: int = 4
-    num_candidates: int = 5
+    beam_width: Count = 4
+    num_candidates: Count = 5
 
 
-@dataclass
+@dataclass(config=_SECTION)
 class ModelConfig:
-    vocab_size: int = 32000
-    d_model: int = 256
-    image_height: int = 512
-    image_width: int = 256
-    roi_size: int = 112
-    max_context_tokens: int = 64
-    max_target_tokens: int = 5
-    pretrained: bool = False
+    vocab_size: Count = 32000
+    d_model: Count = 256
+    image_height: Count = 512
+    image_width: Count = 256
+    roi_size: Count = 112
+    max_context_tokens: Count = 64
+    max_target_tokens: Count = 5
+    pretrained: Bool = False
     # Width of the priors' feature vector the routers read (keypilot.priors.NUM_FEATURES);
     # 0 = a model without prior inputs.
-    prior_features: int = 0
+    prior_features: NonNegInt = 0
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     text_encoder: TextEncoderConfig = field(default_factory=TextEncoderConfig)
     personality: PersonalityConfig = field(default_factory=PersonalityConfig)
@@ -106,114 +140,157 @@ class ModelConfig:
     moe: MoEConfig = field(default_factory=MoEConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
 
+    @model_validator(mode="after")
+    def _heads_divide_d_model(self) -> ModelConfig:
+        # Fusion, layout router and experts all attend at width d_model.
+        for name in ("fusion", "layout_router", "moe"):
+            _divides(self.d_model, "d_model", getattr(self, name).heads, f"{name}.heads")
+        return self
 
-@dataclass
+
+@dataclass(config=_SECTION)
 class LossConfig:
     """The seed's ``training.loss`` block, exactly these keys."""
 
-    lambda_enc: float = 0.3
-    lambda_dec: float = 1.0
-    lambda_align: float = 1.0
-    lambda_contrastive: float = 0.2
-    lambda_task: float = 0.5
-    lambda_layout: float = 0.4
-    lambda_consistency: float = 0.3
-    lambda_load: float = 0.01
-    temperature: float = 0.07
+    lambda_enc: NonNegFloat = 0.3
+    lambda_dec: NonNegFloat = 1.0
+    lambda_align: NonNegFloat = 1.0
+    lambda_contrastive: NonNegFloat = 0.2
+    lambda_task: NonNegFloat = 0.5
+    lambda_layout: NonNegFloat = 0.4
+    lambda_consistency: NonNegFloat = 0.3
+    lambda_load: NonNegFloat = 0.01
+    temperature: PositiveFloat = 0.07
 
 
-@dataclass
+@dataclass(config=_SECTION)
 class TrainingConfig:
     loss: LossConfig = field(default_factory=LossConfig)
-    roi_mask_weight: float = 1.0
-    seed: int = 0
-    batch_size: int = 32
-    grad_accum_steps: int = 1
-    lr: float = 3e-4
-    weight_decay: float = 0.01
-    warmup_steps: int = 500
-    max_steps: int = 20000
-    epochs: int = 100
-    grad_clip: float = 1.0
-    mixed_precision: str = "auto"
-    compile: bool = False
-    num_workers: int = 2
-    log_every: int = 20
-    eval_every: int = 1000
-    save_every: int = 1000
-    keep_last: int = 3
-    max_nonfinite: int = 10
+    roi_mask_weight: NonNegFloat = 1.0
+    seed: NonNegInt = 0
+    batch_size: Count = 32
+    grad_accum_steps: Count = 1
+    lr: PositiveFloat = 3e-4
+    weight_decay: NonNegFloat = 0.01
+    warmup_steps: NonNegInt = 500
+    max_steps: Count = 20000
+    epochs: Count = 100
+    grad_clip: NonNegFloat = 1.0  # 0: no clipping
+    mixed_precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    compile: Bool = False
+    num_workers: NonNegInt = 2
+    log_every: Count = 20
+    eval_every: Count = 1000
+    save_every: Count = 1000
+    keep_last: Count = 3
+    max_nonfinite: NonNegInt = 10
 
 
-@dataclass
+@dataclass(config=_SECTION)
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
 
 
-def _build(cls: type, data: Any, where: str) -> Any:
-    """Build dataclass ``cls`` from ``data``, rejecting unknown keys and wrong types."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(repr(k) for k in unknown)}; known: {', '.join(sorted(known))}")
-    kwargs = {}
-    for name, value in data.items():
-        kwargs[name] = _coerce(hints[name], value, f"{where}.{name}")
-    return cls(**kwargs)
+# ---------------------------------------------------------------------------- validation
+
+_CONFIG = TypeAdapter(Config)
+_MODEL = TypeAdapter(ModelConfig)
+
+_EXPECTED = {
+    "int_type": "expected an integer",
+    "float_type": "expected a number",
+    "finite_number": "expected a finite number",
+    "bool_type": "expected true or false",
+    "string_type": "expected a string",
+    "list_type": "expected a list",
+    "dataclass_type": "expected a mapping of keys to values",
+}
+_BOUNDS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
 
 
-def _coerce(hint: Any, value: Any, where: str) -> Any:
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, where)
-    origin = typing.get_origin(hint)
-    if origin is list:
-        (item,) = typing.get_args(hint)
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        return [_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin in (typing.Union, types.UnionType):
-        return value
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true/false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if hint is str and not isinstance(value, str):
-        raise ConfigError(f"{where}: expected a string, got {value!r}")
-    return value
+def _where(loc: tuple[Any, ...], root: str) -> str:
+    text = root
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text.removeprefix(".") or "config"
+
+
+def _section_keys(cls: type, loc: tuple[Any, ...]) -> list[str]:
+    """The keys the section at ``loc`` (a path of field names from ``cls``) accepts."""
+    for name in loc:
+        cls = {f.name: f.default_factory for f in dataclasses.fields(cls)}[name]  # sections default to their class
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def _message(error: dict[str, Any], cls: type, root: str) -> str:
+    kind, loc, value = error["type"], tuple(error["loc"]), error.get("input")
+    got = f"got {value!r}" if not isinstance(value, (dict, list)) else f"got a {type(value).__name__}"
+    if kind == "unexpected_keyword_argument":
+        parent = loc[:-1]
+        return f"{_where(parent, root)}: unknown key {loc[-1]!r}; known keys: {', '.join(_section_keys(cls, parent))}"
+    if kind == "literal_error":
+        allowed = re.findall(r"'([^']*)'", error["ctx"]["expected"])
+        return f"{_where(loc, root)}: expected one of {', '.join(allowed)}, {got}"
+    if kind in _BOUNDS:
+        bound = next(iter(error["ctx"].values()))
+        bound = int(bound) if float(bound).is_integer() else bound  # "must be > 0", not "> 0.0"
+        return f"{_where(loc, root)}: must be {_BOUNDS[kind]} {bound}, {got}"
+    if kind == "value_error":  # a model_validator's message names the key inside its section
+        return f"{_where(loc, root)}.{error['ctx']['error']}".removeprefix(".")
+    if kind == "float_type" and isinstance(value, str) and re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", value):
+        return f"{_where(loc, root)}: expected a number, {got} (YAML reads {value} as text: write it with a dot, e.g. 3.0e-4)"
+    if kind in _EXPECTED:
+        return f"{_where(loc, root)}: {_EXPECTED[kind]}, {got}"
+    return f"{_where(loc, root)}: {error['msg']}, {got}"
+
+
+def _validate(adapter: TypeAdapter, cls: type, data: Any, root: str) -> Any:
+    try:
+        return adapter.validate_python(data)
+    except ValidationError as err:
+        raise ConfigError("; ".join(_message(e, cls, root) for e in err.errors())) from None
 
 
 def parse_config(data: dict | Config) -> Config:
     """The typed view of a config dict (validated)."""
     if isinstance(data, Config):
         return data
-    return _build(Config, data, "config")
-
-
-def load_config(path: str | Path) -> dict:
-    """Read a YAML config, validate it, and return it as a dict with every default filled in."""
-    path = Path(path)
-    with path.open(encoding="utf-8") as fh:
-        data = yaml.safe_load(fh) or {}
-    try:
-        return config_to_dict(parse_config(data))
-    except ConfigError as err:
-        raise ConfigError(f"{path}: {err}") from None
+    return _validate(_CONFIG, Config, {} if data is None else data, "")
 
 
 def config_to_dict(config: Config) -> dict:
     return dataclasses.asdict(config)
+
+
+def resolve_config(path_or_name: str | Path) -> Path:
+    """A config file: ``path_or_name`` itself when it is a file, else the shipped config of that name."""
+    path = Path(path_or_name)
+    if path.is_file():
+        return path
+    shipped = SHIPPED_DIR / f"{path.name.removesuffix('.yaml')}.yaml"
+    if path.parent == Path(".") and shipped.is_file():
+        return shipped
+    raise ConfigError(f"no config file {str(path_or_name)!r}; give a YAML file or a shipped name: {', '.join(SHIPPED_CONFIGS)}")
+
+
+def load_config(path: str | Path) -> dict:
+    """Read a YAML config (a path, or a shipped name such as ``"tiny"``), validate it, and return
+    it as a dict with every default filled in."""
+    path = resolve_config(path)
+    try:
+        with path.open(encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{line}: not valid YAML ({getattr(err, 'problem', None) or err})") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot be read ({err})") from None
+    try:
+        return config_to_dict(parse_config(data))
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
 
 
 def model_config(config: dict | Config | ModelConfig) -> ModelConfig:
@@ -223,5 +300,8 @@ def model_config(config: dict | Config | ModelConfig) -> ModelConfig:
     if isinstance(config, Config):
         return config.model
     if "model" in config:
-        return _build(ModelConfig, config["model"], "config.model")
-    return _build(ModelConfig, config, "config.model")
+        return _validate(_MODEL, ModelConfig, config["model"], "model")
+    return _validate(_MODEL, ModelConfig, config, "model")
+
+
+SHIPPED_CONFIGS: tuple[str, ...] = tuple(sorted(p.stem for p in SHIPPED_DIR.glob("*.yaml")))

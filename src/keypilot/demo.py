@@ -8,16 +8,16 @@ Steps whose outputs already exist are skipped, so a second `make demo` resumes.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from keypilot.cli import main as keypilot
+from keypilot.run_folder import CHECKPOINT_DIR, TOKENIZER_FILE
 
 DEMO_SAMPLES = 6000
 DEMO_STEPS = 900
-DEMO_CONFIG = Path("configs/tiny.yaml")
+DEMO_CONFIG = "tiny"  # the shipped configs/tiny.yaml
 
 
 def _step(title: str) -> float:
@@ -25,16 +25,22 @@ def _step(title: str) -> float:
     return time.perf_counter()
 
 
-def _run(argv: list[str]) -> None:
-    print("$ keypilot " + " ".join(argv), flush=True)
-    code = keypilot(argv)
-    if code:
-        raise SystemExit(f"keypilot {argv[0]} failed with exit code {code}")
+class DemoStepFailed(RuntimeError):
+    """A step's command failed; it has printed why."""
 
 
-def run_demo(args: argparse.Namespace) -> int:
-    run_dir: Path = args.out
+def run_demo(run_dir: Path, keypilot: Callable[[list[str]], int]) -> int:
+    """The demo into ``run_dir`` (its data set beside it as ``RUN-data``); ``keypilot`` runs one
+    command line (``keypilot.cli.main``, passed in so this module does not import the CLI)."""
     data_dir = run_dir.parent / f"{run_dir.name}-data"
+
+    def _run(argv: list[str]) -> None:
+        print("$ keypilot " + " ".join(argv), flush=True)
+        code = keypilot(argv)
+        if code:
+            command = " ".join(word for word in argv[:2] if not word.startswith("-"))
+            raise DemoStepFailed(f"`keypilot {command}` failed (exit status {code}); fix what it said and run the demo again")
+
     started = time.perf_counter()
 
     t = _step(f"1/5 generate {DEMO_SAMPLES} phone screens and typing steps into {data_dir}")
@@ -43,14 +49,14 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"({time.perf_counter() - t:.0f} s)")
 
     t = _step("2/5 train the multilingual byte-level BPE tokenizer")
-    if not (data_dir / "tokenizer.json").exists():
-        _run(["tokenizer", "train", "--data", str(data_dir / "train.jsonl"), "--out", str(data_dir / "tokenizer.json")])
+    if not (data_dir / TOKENIZER_FILE).exists():
+        _run(["tokenizer", "train", "--data", str(data_dir / "train.jsonl"), "--out", str(data_dir / TOKENIZER_FILE)])
     print(f"({time.perf_counter() - t:.0f} s)")
 
     t = _step(f"3/5 train {DEMO_CONFIG} for {DEMO_STEPS} steps on the CPU -> {run_dir}")
-    train = ["train", "--config", str(DEMO_CONFIG), "--data", str(data_dir), "--out", str(run_dir),
+    train = ["train", "--config", DEMO_CONFIG, "--data", str(data_dir), "--out", str(run_dir),
              "--max-steps", str(DEMO_STEPS)]
-    if (run_dir / "checkpoints").exists():
+    if (run_dir / CHECKPOINT_DIR).exists():
         train.append("--resume")
     _run(train)
     print(f"({time.perf_counter() - t:.0f} s)")

@@ -13,6 +13,8 @@ TASKS: tuple[str, ...] = ("error_correction", "auto_completion", "suggestion")
 LAYOUTS: tuple[str, ...] = ("EN", "ZH", "SYM", "EMOJI", "NUM")
 EXPERTS: tuple[str, ...] = ("EN", "ZH", "SYM", "NUM", "EMOJI")
 ROI_KEYS: tuple[str, ...] = ("input_field", "chat_bubble", "keyboard", "title_bar")
+# What an app declares about the focused field (like Android's EditorInfo input type).
+INPUT_TYPES: tuple[str, ...] = ("text", "number", "phone", "email", "password", "url")
 
 # The user action each task pseudo-label comes from (method.md, "Training").
 ACTION_TO_TASK: dict[str, str] = {

@@ -307,6 +307,10 @@ def train_tokenizer(data_path: str | os.PathLike, out_path: str | os.PathLike, v
     print the time taken and the single-token coverage, and return the tokenizer."""
     start = time.perf_counter()
     texts = training_texts(data_path)
+    if not texts:
+        from keypilot.data.format import DataFormatError
+
+        raise DataFormatError(f"{data_path}: no valid record to learn from (`keypilot data check {data_path}` says why)")
     tok = build_tokenizer(texts, vocab_size=vocab_size)
     elapsed = time.perf_counter() - start
     tok.save(out_path)

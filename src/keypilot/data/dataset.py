@@ -1,6 +1,6 @@
 """Records -> model tensors: the torch ``Dataset``, its ``collate`` and the shared transforms.
 
-The screenshot and context transforms are ``keypilot.inference.preprocess``'s, the ones both
+The screenshot and context transforms are ``keypilot.preprocess``'s, the ones both
 predictors use at inference, so the model sees inputs prepared exactly as in training.
 """
 
@@ -15,7 +15,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from keypilot.data.format import Record
-from keypilot.inference.preprocess import context_tokens, letterbox
+from keypilot.preprocess import context_tokens, letterbox
 from keypilot.labels import LAYOUT_INDEX, ROI_KEYS, TASK_INDEX, lang_of
 from keypilot.prior_fusion import PRIOR_SLOTS, FirstTokens, feature_row, prior_inputs
 from keypilot.tokenizer import KeyPilotTokenizer

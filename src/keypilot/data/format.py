@@ -257,15 +257,22 @@ def _scan(path: str | os.PathLike, check_images: bool) -> tuple[list[Record], li
         name = str(file)  # keeps the path as the user gave it (plus the file name for a folder)
         counts[name] = 0
         seen_ids: dict[str, int] = {}
-        with open(file, encoding="utf-8") as fh:
-            for line_no, text in enumerate(fh, start=1):
-                if not text.strip():
+        with open(file, "rb") as fh:  # decoded line by line, so one non-UTF-8 line is named, not fatal
+            for line_no, raw in enumerate(fh, start=1):
+                if not raw.strip():
                     continue
                 counts[name] += 1
                 try:
+                    text = raw.decode("utf-8")
                     obj = json.loads(text)
+                except UnicodeDecodeError as exc:
+                    bad_lines[(name, line_no)] = [f"not UTF-8 text (byte {exc.start + 1}: {exc.reason})"]
+                    continue
                 except json.JSONDecodeError as exc:
                     bad_lines[(name, line_no)] = [f"invalid JSON ({exc.msg} at column {exc.colno})"]
+                    continue
+                except (ValueError, RecursionError) as exc:  # an integer of 4,300+ digits, nesting too deep
+                    bad_lines[(name, line_no)] = [f"invalid JSON ({type(exc).__name__}: {str(exc)[:80]})"]
                     continue
                 record, problems = _parse(obj, file.parent, name, line_no)
                 rid = obj.get("id") if isinstance(obj, dict) else None

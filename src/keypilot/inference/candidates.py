@@ -49,6 +49,7 @@ from keypilot.inference.postprocess import (
     token_classes,
 )
 from keypilot.labels import EXPERTS, LAYOUTS, TASKS, lang_of
+from keypilot.run_folder import FUSION_FILE, PRIORS_DIR
 from keypilot.prior_fusion import PRIOR_FLOOR, PRIOR_LIST, FirstTokens, first_token_mass, prior_boost
 
 # The network's own best first tokens considered besides the prior's candidates.
@@ -188,9 +189,6 @@ def answer(net: KeystrokeNet, text: str, priors: Any, first_logits: Callable[[st
     )
 
 
-# The run folder's fitted fusion weight (``keypilot.inference.fit_fusion``), beside the priors.
-FUSION_FILE = "fusion.json"
-PRIORS_DIR = "priors"  # keypilot.priors.PRIORS_DIR
 
 
 def load_priors(run_dir: str | Path) -> Any:

@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from keypilot.inference.candidates import PRIORS_DIR, load_prior_weight
-from keypilot.inference.onnx_predictor import MANIFEST_FILE, TOKENIZER_FILE
+from keypilot.inference.candidates import load_prior_weight
+from keypilot.run_folder import MANIFEST_FILE, PRIORS_DIR, TOKENIZER_FILE
 from keypilot.labels import EXPERTS, LAYOUTS, TASKS
 from keypilot.models.keypilot_model import KeyPilotModel
 from keypilot.models.layers import TransformerBlock

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from keypilot.evaluation.metrics import top_k_hit
-from keypilot.inference.candidates import FUSION_FILE
+from keypilot.run_folder import FUSION_FILE
 from keypilot.labels import LAYOUTS
 from keypilot.prior_fusion import PRIOR_LIST
 

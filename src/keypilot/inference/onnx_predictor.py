@@ -29,7 +29,8 @@ from PIL import Image
 from keypilot.beam import beam_search
 from keypilot.inference.candidates import CandidateFusion, KeystrokeNet, answer, stage_times
 from keypilot.inference.postprocess import Candidate, Prediction, keep_candidates, language_bias
-from keypilot.inference.preprocess import (
+from keypilot.inference.privacy import is_private, withheld_prediction
+from keypilot.preprocess import (
     SCREEN_CACHE_SIZE,
     ImageInput,
     ScreenCache,
@@ -40,10 +41,8 @@ from keypilot.inference.preprocess import (
 )
 from keypilot.labels import EXPERTS, LAYOUT_INDEX, LAYOUTS, TASKS
 from keypilot.prior_fusion import feature_row, propose
+from keypilot.run_folder import MANIFEST_FILE
 from keypilot.tokenizer import KeyPilotTokenizer
-
-MANIFEST_FILE = "manifest.json"
-TOKENIZER_FILE = "tokenizer.json"
 
 
 def make_session(path: Path, threads: int = 1) -> ort.InferenceSession:
@@ -178,10 +177,13 @@ class OnnxPredictor:
     # ------------------------------------------------------------------ prediction
 
     def predict(self, image: ImageInput, text: str, prev_layout: str = "EN", user_id: int | None = None,
-                layout: str | None = None, full: bool = True, screen_key: str | None = None) -> Prediction:
+                layout: str | None = None, full: bool = True, screen_key: str | None = None,
+                input_type: str | None = None) -> Prediction:
         """Answer one keystroke, as ``Predictor.predict`` does. ``layout`` pins the layout;
         ``full=False`` decodes only the list the strip shows (the others come back empty);
         ``screen_key`` names the screenshot for the cache instead of a hash of its pixels."""
+        if is_private(input_type):  # a password field: nothing read, predicted or kept (privacy.py)
+            return withheld_prediction(layout or prev_layout)
         started = time.perf_counter()
         key = cache_key(image, screen_key)
         screen, cached = self._screens.get(image, lambda uncached: self.encode_screen(to_pil(uncached)), key=key)

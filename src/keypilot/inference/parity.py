@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from keypilot.inference.onnx_predictor import OnnxPredictor
-from keypilot.inference.preprocess import context_ids, letterbox_array, to_pil
+from keypilot.preprocess import context_ids, letterbox_array, to_pil
 from keypilot.labels import LAYOUT_INDEX, LAYOUTS, TASKS
 from keypilot.models.keypilot_model import KeyPilotModel
 

@@ -35,7 +35,7 @@ class Candidate:
 class Prediction:
     """One keystroke's answer; ``to_dict()`` is the contracts' "Predictor result"."""
 
-    task: str
+    task: str | None  # None: nothing was predicted (a private field, keypilot.inference.privacy)
     task_probs: dict[str, float]
     corrections: list[Candidate]
     completions: list[Candidate]

@@ -2,7 +2,7 @@
 
 What one call does, in order:
 
-1. The screenshot is letterboxed exactly as in training (``keypilot.inference.preprocess``)
+1. The screenshot is letterboxed exactly as in training (``keypilot.preprocess``)
    and encoded once: screens are cached by a hash of their pixels or the caller's id for
    them (an LRU), so typing on an unchanged screen runs only the text side (``encode_keystroke``).
 2. The priors (``keypilot.priors``) read the field's text: candidate corrections and
@@ -51,9 +51,11 @@ from keypilot.inference.postprocess import (
     keep_candidates,
     token_classes,
 )
-from keypilot.inference.preprocess import SCREEN_CACHE_SIZE, ImageInput, ScreenCache, cache_key, letterbox_array, to_pil
+from keypilot.inference.privacy import is_private, withheld_prediction
 from keypilot.labels import LAYOUT_INDEX, LAYOUTS, TASK_INDEX
+from keypilot.preprocess import SCREEN_CACHE_SIZE, ImageInput, ScreenCache, cache_key, letterbox_array, to_pil
 from keypilot.prior_fusion import feature_row, propose
+from keypilot.run_folder import TOKENIZER_FILE, missing_run_files
 from keypilot.models.routers import apply_hysteresis
 
 CANDIDATE_TASKS = ("error_correction", "auto_completion")
@@ -133,11 +135,11 @@ class Predictor:
         from keypilot.tokenizer import KeyPilotTokenizer
 
         run_dir = Path(run_dir)
-        for name in ("config.yaml", "model.safetensors", "tokenizer.json"):
-            if not (run_dir / name).exists():
-                raise FileNotFoundError(f"{run_dir / name} is missing: not a trained run folder")
+        missing = missing_run_files(run_dir)
+        if missing:
+            raise FileNotFoundError(f"{run_dir / missing[0]} is missing: not a trained run folder")
         model = KeyPilotModel.from_pretrained(run_dir)
-        return cls(model, KeyPilotTokenizer.from_file(run_dir / "tokenizer.json"), device, cache_size,
+        return cls(model, KeyPilotTokenizer.from_file(run_dir / TOKENIZER_FILE), device, cache_size,
                    priors=load_priors(run_dir),
                    prior_weight=load_prior_weight(run_dir, float(model.decoder.prior_weight.detach())))
 
@@ -216,7 +218,8 @@ class Predictor:
     # ------------------------------------------------------------------ prediction
 
     def predict(self, image: ImageInput, text: str, prev_layout: str = "EN", user_id: int | None = None,
-                layout: str | None = None, full: bool = True, screen_key: str | None = None) -> Prediction:
+                layout: str | None = None, full: bool = True, screen_key: str | None = None,
+                input_type: str | None = None) -> Prediction:
         """Answer one keystroke. ``image``: a path, a PIL image or an H x W x 3 uint8 array.
 
         ``layout`` pins the layout (the user chose it with the layout key): candidates then
@@ -224,6 +227,8 @@ class Predictor:
         ``screen_key`` names the screenshot for the cache instead of a hash of its pixels
         (it must identify these pixels only, e.g. the server's ``screen_id``).
         """
+        if is_private(input_type):  # a password field: nothing read, predicted or kept (privacy.py)
+            return withheld_prediction(layout or prev_layout)
         started = time.perf_counter()
         key = cache_key(image, screen_key)
         screen, cached = self._screens.get(image, self._encode_screen, key=key)

@@ -42,9 +42,7 @@ from keypilot.models.personality import Personality
 from keypilot.models.routers import LayoutRouter, TaskRouter
 from keypilot.models.sam_lite import SamLite
 from keypilot.models.text_encoder import TextEncoder
-
-CONFIG_FILE = "config.yaml"
-WEIGHTS_FILE = "model.safetensors"
+from keypilot.run_folder import CONFIG_FILE, WEIGHTS_FILE
 
 
 class KeyPilotModel(nn.Module):

@@ -2,38 +2,57 @@
 
 ``create_app(predictor)`` builds the FastAPI app around any object with the Predictor's
 ``predict(image, text, prev_layout, user_id, screen_key)`` method, so tests inject a tiny
-real model and the CLI a trained one (torch or ONNX). Every malformed request is answered
-4xx with a JSON body ``{"detail": message, "code": short_code}``; a 5xx means a bug in the
-server or model.
+real model and the CLI a trained one (torch or ONNX). The contract is ``serve/schema.py``:
+its models parse every request and shape every answer, and ``/openapi.json`` is generated
+from them. Every malformed request is answered 4xx with ``{"detail": message, "code":
+short_code}``; a full queue 503 with ``Retry-After``; a 500 means a bug in the server or model.
+
+Privacy: a ``password`` field (``input_type``) gets an empty answer without its screenshot
+being read or stored; no request's screenshot or text is written to disk or to a log.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import logging
-import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 from fastapi import FastAPI, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
-from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from keypilot.labels import LAYOUTS
-from keypilot.serve.images import ImageLimits, ImageRejected, ScreenStore, decode_screenshot, screen_id_of
+from keypilot import __version__
+from keypilot.images import ImageLimits, ImageRejected, decode_screenshot
+from keypilot.inference.privacy import is_private, withheld_prediction
+from keypilot.serve.images import ScreenStore, screen_id_of
+from keypilot.serve.keystroke import (
+    ApiError,
+    Keystroke,
+    KeystrokeModels,
+    read_keystroke,
+)
 from keypilot.serve.samples import Sample, load_samples
+from keypilot.serve.schema import (
+    SAMPLE_ID_PATTERN,
+    Answer,
+    Health,
+    SampleList,
+    error_responses,
+    keystroke_models,
+    request_body,
+)
 
 STATIC_DIR = Path(__file__).parent / "static"
-SCREEN_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 log = logging.getLogger(__name__)
 
 
@@ -56,31 +75,33 @@ class ServeLimits:
     max_body_bytes: int = 12 * 1024 * 1024
     max_text_chars: int = 2000
     max_user_id: int = 2**31 - 1
+    # Keystrokes admitted at once (running or waiting for the model); more are answered 503.
+    # Below the thread pool's 40 threads, so /healthz and the page stay responsive under load.
+    max_queue: int = 32
+    retry_after_s: int = 1
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+class ModelQueue:
+    """One model call at a time, and at most ``max_queue`` keystrokes admitted (running or waiting)."""
 
+    def __init__(self, max_queue: int, retry_after_s: int) -> None:
+        self.max_queue, self.retry_after_s = max_queue, retry_after_s
+        self.model_lock = threading.Lock()
+        self._count_lock = threading.Lock()
+        self.admitted = 0
 
-class PredictJson(BaseModel):
-    """The JSON form of a keystroke request (the multipart form has the same fields)."""
-
-    text: str = Field(description="Text already in the focused field, C_t (may be empty).")
-    image: str | None = Field(None, description="Screenshot, base64 (a data: URL prefix is accepted). Or send screen_id.")
-    screen_id: str | None = Field(None, description="Id returned by an earlier answer; replaces the upload.")
-    prev_layout: str = Field("EN", description="Layout shown now: " + ", ".join(LAYOUTS))
-    user_id: int | None = Field(None, ge=0, description="Stable user id for the personality embedding.")
-
-
-@dataclass
-class Keystroke:
-    text: str
-    prev_layout: str
-    user_id: int | None
-    image_bytes: bytes | None
-    screen_id: str | None
+    @contextmanager
+    def admit(self) -> Iterator[None]:
+        with self._count_lock:
+            if self.admitted >= self.max_queue:
+                raise ApiError(503, "busy", f"{self.admitted} keystrokes are already waiting for the model; retry shortly",
+                               headers={"Retry-After": str(self.retry_after_s)})
+            self.admitted += 1
+        try:
+            yield
+        finally:
+            with self._count_lock:
+                self.admitted -= 1
 
 
 class BodyLimit:
@@ -134,208 +155,139 @@ async def _no_receive() -> Message:
     return {"type": "http.disconnect"}
 
 
-def create_app(predictor: Predictor, samples_dir: Path | None = None, limits: ServeLimits | None = None) -> FastAPI:
-    """The API (``/v1/predict``, ``/v1/samples``, ``/healthz``) and the page at ``/``.
+PREDICT_ERRORS = {
+    400: "bad_json (not JSON, not UTF-8, not an object), bad_base64, bad_form (unparsable multipart), "
+         "bad_image (not PNG/JPEG/WebP, empty, truncated, corrupt, aspect ratio over 8:1)",
+    404: "unknown_screen_id: the screen_id is not (or no longer) stored; upload the image again",
+    413: "body_too_large (over 12 MB), bad_image (file over 8 MB or over 25 megapixels)",
+    415: "unsupported_media_type: send JSON, multipart/form-data or a url-encoded form",
+    422: "missing_field (no text; no image, screen_id or password input_type), bad_layout, text_too_long, "
+         "bad_field (wrong type, user_id out of range, malformed screen_id, unknown field, unpaired surrogate)",
+    503: "busy: the model's queue is full; retry after Retry-After seconds",
+}
 
-    An answer is the predictor's result JSON plus ``screen_id`` (send it instead of the image
-    on the next keystrokes) and ``shown_kind`` (the list the strip ``shown`` comes from).
-    """
+
+def create_app(predictor: Predictor, samples_dir: Path | None = None, limits: ServeLimits | None = None) -> FastAPI:
+    """The API (``/v1/predict``, ``/v1/samples``, ``/healthz``) and the page at ``/``."""
     limits = limits or ServeLimits()
     store = ScreenStore()
     samples: dict[str, Sample] = load_samples(Path(samples_dir)) if samples_dir else {}
+    json_model, form_model = keystroke_models(limits.max_text_chars, limits.max_user_id)
+    models = KeystrokeModels(json=json_model, form=form_model, max_body_bytes=limits.max_body_bytes)
     # One model call at a time: the predictor's screen cache and torch modules are shared
     # state, and on a small CPU box parallel calls only fight over the same cores.
-    predict_lock = threading.Lock()
+    queue = ModelQueue(limits.max_queue, limits.retry_after_s)
     # A 25-megapixel upload decodes to 75 MB: bound how many are decoded at once.
     decode_slots = threading.BoundedSemaphore(2)
 
     def decode(data: bytes) -> Image.Image:
         with decode_slots:
-            return _decode(data, limits.image)
+            try:
+                return decode_screenshot(data, limits.image)
+            except ImageRejected as exc:
+                raise ApiError(exc.status, "bad_image", str(exc)) from exc
 
     app = FastAPI(
         title="KeyPilot",
-        version="0.1.0",
+        version=__version__,
         description="Screen-aware keyboard: corrections, completions, a suggestion and the next layout.",
     )
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    _error_handlers(app)
 
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse({"detail": exc.message, "code": exc.code}, status_code=exc.status)
-
-    @app.get("/healthz", summary="Liveness and what is loaded")
-    def healthz() -> dict[str, Any]:
-        return {"status": "ok", "backend": type(predictor).__name__, "screens": len(store), "samples": len(samples)}
+    @app.get("/healthz", summary="Liveness and what is loaded", response_model=Health)
+    async def healthz() -> Health:
+        return Health(status="ok", backend=type(predictor).__name__, screens=len(store), queue=queue.admitted,
+                      samples=len(samples))
 
     @app.post(
         "/v1/predict",
         summary="One keystroke: screenshot (or screen_id) + field text -> candidates and layout",
-        openapi_extra=_predict_openapi(),
+        response_model=Answer,
+        responses=error_responses(PREDICT_ERRORS, retry_after=True),
+        openapi_extra={"requestBody": request_body(json_model)},
     )
-    async def predict(request: Request) -> JSONResponse:
-        keystroke = await _parse_keystroke(request, limits)
-        if keystroke.image_bytes is not None:
-            screen_id = screen_id_of(keystroke.image_bytes)
-            image = store.get(screen_id)
-            if image is None:
-                image = await run_in_threadpool(decode, keystroke.image_bytes)
-                image = store.put(screen_id, image)
-        else:
-            screen_id = keystroke.screen_id
-            image = store.get(screen_id)
-            if image is None:
-                raise ApiError(404, "unknown_screen_id", f"screen_id {screen_id} is not (or no longer) stored; upload the image again")
+    async def predict(request: Request) -> Answer:
+        keystroke = await read_keystroke(request, models)
+        if is_private(keystroke.input_type):
+            # Nothing is decoded, stored, looked up or predicted for a password field.
+            return _answer(withheld_prediction(keystroke.prev_layout), screen_id=None, withheld=True)
+        with queue.admit():
+            screen_id, image = await _screen(keystroke, store, decode)
 
-        def run_model() -> dict[str, Any]:
-            with predict_lock:
-                # screen_id already names these pixels (a hash of the upload): no need to hash them again.
-                result = predictor.predict(image, keystroke.text, prev_layout=keystroke.prev_layout,
-                                           user_id=keystroke.user_id, screen_key=screen_id)
-            answer = result.to_dict()
-            # Not in the predictor's JSON, but the page needs it: what a tap on the strip replaces.
-            answer["shown_kind"] = result.shown_kind
-            return answer
+            def run_model() -> Prediction:
+                with queue.model_lock:
+                    # screen_id already names these pixels (a hash of the upload): no need to hash them again.
+                    return predictor.predict(image, keystroke.text, prev_layout=keystroke.prev_layout,
+                                             user_id=keystroke.user_id, screen_key=screen_id)
 
-        answer = await run_in_threadpool(run_model)
-        answer["screen_id"] = screen_id
-        return JSONResponse(answer)
+            result = await run_in_threadpool(run_model)
+        return _answer(result, screen_id=screen_id, withheld=False)
 
-    @app.get("/v1/samples", summary="Demo screens from the data set given at start-up")
-    def list_samples() -> dict[str, Any]:
-        return {"samples": [sample.to_json() for sample in samples.values()]}
+    @app.get("/v1/samples", summary="Demo screens from the data set given at start-up", response_model=SampleList)
+    async def list_samples() -> SampleList:
+        return SampleList(samples=[sample.to_json() for sample in samples.values()])
 
-    @app.get("/v1/samples/{sample_id}/image", summary="A demo screen's screenshot", response_class=FileResponse)
-    def sample_image(sample_id: str) -> FileResponse:
+    @app.get(
+        "/v1/samples/{sample_id}/image",
+        summary="A demo screen's screenshot",
+        response_class=FileResponse,
+        responses={200: {"content": {"image/png": {}, "image/jpeg": {}}, "description": "The screenshot."},
+                   **error_responses({404: "unknown_sample: no demo sample with that id",
+                                      422: "bad_field: not a sample id"})},
+    )
+    async def sample_image(sample_id: Annotated[str, PathParam(pattern=SAMPLE_ID_PATTERN)]) -> FileResponse:
         sample = samples.get(sample_id)
         if sample is None:
             raise ApiError(404, "unknown_sample", f"no sample with id {sample_id!r}")
         return FileResponse(sample.image_path)
 
     @app.get("/", include_in_schema=False)
-    def index() -> FileResponse:
+    async def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html")
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
 
 
-def _decode(data: bytes, limits: ImageLimits) -> Image.Image:
-    try:
-        return decode_screenshot(data, limits)
-    except ImageRejected as exc:
-        raise ApiError(exc.status, "bad_image", str(exc)) from exc
+async def _screen(keystroke: Keystroke, store: ScreenStore, decode: Any) -> tuple[str, Image.Image]:
+    """The keystroke's screen id and decoded screenshot: the upload (decoded once per id), or the stored one."""
+    if keystroke.image_bytes is not None:
+        screen_id = screen_id_of(keystroke.image_bytes)
+        image = store.get(screen_id)
+        if image is None:
+            image = store.put(screen_id, await run_in_threadpool(decode, keystroke.image_bytes))
+        return screen_id, image
+    image = store.get(keystroke.screen_id)
+    if image is None:
+        raise ApiError(404, "unknown_screen_id",
+                       f"screen_id {keystroke.screen_id} is not (or no longer) stored; upload the image again")
+    return keystroke.screen_id, image
 
 
-async def _parse_keystroke(request: Request, limits: ServeLimits) -> Keystroke:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        # A url-encoded form can carry no file, but is fine for keystrokes sending a screen_id.
-        fields = await _read_form(request)
-    elif content_type == "application/json":
-        fields = await _read_json(request)
-    else:
-        raise ApiError(
-            415, "unsupported_media_type", "send multipart/form-data (file field 'image') or application/json (base64 'image')"
-        )
-    return _validate(fields, limits)
+def _answer(result: Prediction, screen_id: str | None, withheld: bool) -> Answer:
+    """The response, built (and so checked) through the contract's model."""
+    return Answer.model_validate({**result.to_dict(), "shown_kind": None if withheld else result.shown_kind,
+                                  "screen_id": screen_id, "withheld": withheld})
 
 
-async def _read_form(request: Request) -> dict[str, Any]:
-    try:
-        form = await request.form(max_files=1, max_fields=16)
-    except Exception as exc:  # Starlette raises several types for malformed multipart bodies.
-        raise ApiError(400, "bad_form", f"the form body could not be parsed: {exc}") from exc
-    fields: dict[str, Any] = {}
-    for key, value in form.multi_items():
-        if isinstance(value, UploadFile):
-            if key != "image":
-                raise ApiError(422, "bad_field", f"unexpected file field {key!r}; the screenshot goes in 'image'")
-            fields["image"] = await value.read()
-        elif key == "image":
-            raise ApiError(422, "bad_field", "'image' must be a file part of a multipart request")
-        else:
-            fields[key] = value
-    # Browsers send empty strings for blank form fields: treat them as absent.
-    for key in ("user_id", "screen_id", "prev_layout"):
-        if fields.get(key) == "":
-            del fields[key]
-    if "user_id" in fields:
-        fields["user_id"] = _parse_user_id(fields["user_id"])
-    return fields
+def _error_handlers(app: FastAPI) -> None:
+    """Every non-200 answer in the one body shape, ``ErrorBody``."""
 
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message, "code": exc.code}, status_code=exc.status, headers=exc.headers)
 
-async def _read_json(request: Request) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "bad_json", f"the body is not valid JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise ApiError(400, "bad_json", "the JSON body must be an object")
-    fields = {key: value for key, value in body.items() if value is not None}
-    if "image" in fields:
-        if not isinstance(fields["image"], str):
-            raise ApiError(422, "bad_field", "'image' must be a base64 string")
-        fields["image"] = _b64decode(fields["image"])
-    if "user_id" in fields and (isinstance(fields["user_id"], bool) or not isinstance(fields["user_id"], int)):
-        raise ApiError(422, "bad_field", "'user_id' must be a non-negative integer")
-    return fields
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        where = ".".join(str(part) for part in exc.errors()[0]["loc"]) if exc.errors() else "request"
+        return JSONResponse({"detail": f"{where}: {exc.errors()[0]['msg'] if exc.errors() else 'invalid'}",
+                             "code": "bad_field"}, status_code=422)
 
-
-def _b64decode(text: str) -> bytes:
-    if text.startswith("data:"):
-        text = text.partition(",")[2]
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ApiError(400, "bad_base64", f"'image' is not valid base64: {exc}") from exc
-
-
-def _parse_user_id(value: str) -> int:
-    if not value.isascii() or not value.isdigit():
-        raise ApiError(422, "bad_field", f"'user_id' must be a non-negative integer, got {value[:40]!r}")
-    return int(value)
-
-
-def _validate(fields: dict[str, Any], limits: ServeLimits) -> Keystroke:
-    unknown = sorted(set(fields) - set(PredictJson.model_fields))
-    if unknown:
-        raise ApiError(422, "bad_field", f"unknown field(s) {', '.join(unknown)}; expected {', '.join(PredictJson.model_fields)}")
-    text = fields.get("text")
-    if text is None:
-        raise ApiError(422, "missing_field", "'text' is required (the field's current text; may be empty)")
-    if not isinstance(text, str):
-        raise ApiError(422, "bad_field", "'text' must be a string")
-    if len(text) > limits.max_text_chars:
-        raise ApiError(413, "text_too_long", f"'text' has {len(text)} characters; the limit is {limits.max_text_chars}")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ApiError(422, "bad_field", "'text' contains unpaired surrogates") from exc
-    prev_layout = fields.get("prev_layout", "EN")
-    if prev_layout not in LAYOUTS:
-        raise ApiError(422, "bad_layout", f"unknown prev_layout {str(prev_layout)[:40]!r}; expected one of {', '.join(LAYOUTS)}")
-    user_id = fields.get("user_id")
-    if user_id is not None and not 0 <= user_id <= limits.max_user_id:
-        raise ApiError(422, "bad_field", f"'user_id' must be between 0 and {limits.max_user_id}, got {user_id}")
-    image = fields.get("image")
-    screen_id = fields.get("screen_id")
-    if image is None and screen_id is None:
-        raise ApiError(422, "missing_field", "send the screenshot as 'image' or the 'screen_id' of an earlier upload")
-    if image is None and (not isinstance(screen_id, str) or not SCREEN_ID_RE.match(screen_id)):
-        raise ApiError(422, "bad_field", "'screen_id' must be the 32 hex characters an earlier answer returned")
-    return Keystroke(text=text, prev_layout=prev_layout, user_id=user_id, image_bytes=image, screen_id=screen_id)
-
-
-def _predict_openapi() -> dict[str, Any]:
-    schema = PredictJson.model_json_schema()
-    form = json.loads(json.dumps(schema))
-    form["properties"]["image"] = {"type": "string", "format": "binary", "description": "Screenshot file (PNG, JPEG, WebP)."}
-    form["title"] = "PredictForm"
-    return {"requestBody": {"required": True, "content": {
-        "multipart/form-data": {"schema": form},
-        "application/json": {"schema": schema},
-    }}}
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_field")
+        return JSONResponse({"detail": str(exc.detail), "code": code}, status_code=exc.status_code, headers=exc.headers)
 
 
 def serve(
@@ -357,13 +309,15 @@ def serve(
     """
     import uvicorn
 
+    from keypilot.run_folder import EXPORT_DIR, MANIFEST_FILE, export_folder
+
     if backend == "onnx":
-        from keypilot.inference.onnx_predictor import MANIFEST_FILE, OnnxPredictor
+        from keypilot.inference.onnx_predictor import OnnxPredictor
 
         # Either an export folder itself or a run with its export in RUN/export.
-        export_dir = run if (run / MANIFEST_FILE).is_file() else run / "export"
-        if not (export_dir / MANIFEST_FILE).is_file():
-            raise SystemExit(f"no ONNX export at {run} or {run / 'export'}: export the run first")
+        export_dir = export_folder(run)
+        if export_dir is None:
+            raise FileNotFoundError(f"no ONNX export ({MANIFEST_FILE}) at {run} or {run / EXPORT_DIR}: export the run first")
         predictor: Predictor = OnnxPredictor.from_pretrained(export_dir, threads=threads or 1, int8=int8)
     else:
         import torch

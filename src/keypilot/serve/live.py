@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -17,16 +18,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(run: Path, data: Path | None = None) -> Iterator[str]:
-    """Serve ``run`` (torch backend, ``data`` as the demo samples) and yield its base URL."""
+def serving_app(app: Any, log_level: str = "warning", access_log: bool = False) -> Iterator[str]:
+    """Serve an ASGI ``app`` with uvicorn on a free loopback port and yield its base URL."""
     import uvicorn
 
-    from keypilot.inference.predictor import Predictor
-    from keypilot.serve.app import create_app
-
     port = free_port()
-    app = create_app(Predictor.from_pretrained(run), samples_dir=data)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level=log_level, access_log=access_log))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
@@ -39,3 +36,13 @@ def serving(run: Path, data: Path | None = None) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextmanager
+def serving(run: Path, data: Path | None = None) -> Iterator[str]:
+    """Serve ``run`` (torch backend, ``data`` as the demo samples) and yield its base URL."""
+    from keypilot.inference.predictor import Predictor
+    from keypilot.serve.app import create_app
+
+    with serving_app(create_app(Predictor.from_pretrained(run), samples_dir=data)) as url:
+        yield url

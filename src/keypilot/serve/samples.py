@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from keypilot.labels import LAYOUTS, TASKS
+from keypilot.serve.schema import is_sample_id
 
 # Held-out splits first: a demo should show screens the model did not train on.
 SPLIT_ORDER: tuple[str, ...] = ("test.jsonl", "val.jsonl", "train.jsonl")
@@ -68,7 +69,7 @@ def _jsonl_files(folder: Path) -> list[Path]:
 def _parse(line: str, base: Path) -> Sample | None:
     try:
         record = json.loads(line)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # bad JSON, an integer too long to convert, nesting too deep
         return None
     if not isinstance(record, dict):
         return None
@@ -78,11 +79,14 @@ def _parse(line: str, base: Path) -> Sample | None:
     prev_layout = record.get("prev_layout", "EN")
     if fields["layout"] not in LAYOUTS or prev_layout not in LAYOUTS or fields["task"] not in TASKS:
         return None
-    # Ids become URL path segments.
-    if not fields["id"] or "/" in fields["id"]:
+    # Ids become URL path segments: letters, digits, ".", "_", "-" only.
+    if not is_sample_id(fields["id"]):
         return None
-    image_path = (base / fields["image"]).resolve()
-    if not image_path.is_file():
+    try:
+        image_path = (base / fields["image"]).resolve()
+        if not image_path.is_file():
+            return None
+    except (OSError, ValueError):  # a path the file system cannot hold (NUL byte, unpaired surrogate)
         return None
     return Sample(
         id=fields["id"],

@@ -16,7 +16,7 @@ from keypilot.labels import LAYOUTS, ROI_KEYS, TASKS
 from keypilot.train.loop import autocast_dtype, forward_loss
 from keypilot.train.optim import build_optimizer
 
-DEFAULT_CONFIGS = (Path("configs/tiny.yaml"), Path("configs/keypilot.yaml"))
+DEFAULT_CONFIGS = ("tiny", "keypilot")  # shipped configs, found by name from any directory
 
 
 def synthetic_batch(config: dict, batch_size: int, device: torch.device, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -14,7 +14,6 @@ import hashlib
 import logging
 import math
 import random
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ import yaml
 from torch import nn
 from torch.utils.data import DataLoader
 
-from keypilot.config import ConfigError, TrainingConfig, load_config, parse_config
+from keypilot.config import ConfigError, TrainingConfig, parse_config
 from keypilot.train.checkpoint import (
     atomic_write_text,
     capture_rng_state,
@@ -39,7 +38,7 @@ from keypilot.train.checkpoint import (
     save_checkpoint,
     save_weights,
 )
-from keypilot.train.data import ShardedBatchSampler, TokenizerTooLarge, build_loader, prepare_priors, prepare_tokenizer
+from keypilot.train.data import ShardedBatchSampler, build_loader, prepare_priors, prepare_tokenizer
 from keypilot.train.distributed import (
     DistInfo,
     all_gather_objects,
@@ -55,7 +54,6 @@ from keypilot.train.optim import build_optimizer, build_scheduler
 logger = logging.getLogger("keypilot.train")
 
 TARGET_KEYS = ("target_task", "target_layout", "target_tokens", "target_type")
-CLI_OVERRIDES = ("max_steps", "save_every", "log_every", "eval_every", "batch_size")
 
 
 class TrainError(RuntimeError):
@@ -402,26 +400,3 @@ def parameter_checksum(model: nn.Module) -> str:
         digest.update(param.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
 
-
-def train_from_args(args: Any) -> int:
-    """``keypilot train``: the config with the command line's overrides, then ``train``."""
-    from keypilot.data.format import DataFormatError
-
-    try:
-        config = load_config(args.config)
-        for name in CLI_OVERRIDES:
-            if getattr(args, name, None) is not None:
-                config["training"][name] = getattr(args, name)
-        parse_config(config)  # the overrides obey the same schema
-        train(config, args.data, args.out, resume=args.resume, skip_bad=args.skip_bad, device=args.device)
-    except (TrainError, TokenizerTooLarge, DataFormatError, ConfigError) as err:
-        print(f"keypilot train: {err}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python scripts/train.py --config C --data DIR --out RUN ...`` (the ``keypilot train`` flags)."""
-    from keypilot.cli import main as cli_main
-
-    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])

@@ -1,10 +1,11 @@
-"""Torch-free input preparation shared by training, both predictors, export calibration and the bench.
+"""Input preparation shared by training and inference: both build on this module, it on neither.
 
 The model sees exactly what training fed it (``docs/contracts.md``, "Batches"): the screenshot
 letterboxed to ``H x W`` with black bars as float32 RGB in [0, 1], and ``[CLS]`` followed by the
 last ``L - 1`` context tokens. ``keypilot.data.dataset`` builds its batches from the functions
-here, so training and inference cannot drift apart; this module must not import torch (the
-ONNX predictor runs without it).
+here and both predictors their inputs, so training and inference cannot drift apart. A
+screenshot given as a file is read by ``keypilot.images`` (the loader the server uses too).
+This module must not import torch (the ONNX predictor runs without it).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Generic, TypeVar
 import numpy as np
 from PIL import Image
 
+from keypilot.images import read_screenshot
 from keypilot.tokenizer import KeyPilotTokenizer
 
 ImageInput = str | Path | Image.Image | np.ndarray
@@ -72,10 +74,13 @@ def context_ids(tokenizer: KeyPilotTokenizer, text: str, max_tokens: int) -> np.
 
 
 def to_pil(image: ImageInput) -> Image.Image:
-    """A path, a PIL image or an ``H x W x 3`` uint8 array as a PIL image."""
+    """A path, a PIL image or an ``H x W x 3`` uint8 array as a PIL image.
+
+    A path is read by ``keypilot.images.read_screenshot`` (checked, EXIF-upright, RGB), as the
+    server reads uploads; a bad file raises ``ImageRejected`` naming it.
+    """
     if isinstance(image, (str, Path)):
-        with Image.open(image) as opened:
-            return opened.convert("RGB")
+        return read_screenshot(image)
     if isinstance(image, Image.Image):
         return image
     array = np.asarray(image)
