@@ -44,8 +44,23 @@ def write_config(folder: Path, **training) -> Path:
     return path
 
 
+# Lexicon sizes of the priors built for tests: small, so a build takes seconds.
+TEST_PRIOR_WORDS = {"en_words": 3000, "zh_words": 5000}
+
+
+def build_test_priors(data: Path) -> Path:
+    """``data/priors`` from ``data/train.jsonl`` with small lexicons (what training copies)."""
+    from keypilot.data.format import read_records
+    from keypilot.priors import build_priors
+
+    if not (data / "priors").is_dir():
+        build_priors(read_records(data / "train.jsonl", check_images=False), data / "priors", progress=False,
+                     **TEST_PRIOR_WORDS)
+    return data / "priors"
+
+
 def shared_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """48 generated samples and a tokenizer trained on them, once per test session."""
+    """48 generated samples, a tokenizer trained on them and small priors, once per test session."""
     from keypilot.data.generate import generate_dataset
     from keypilot.tokenizer import train_tokenizer
 
@@ -54,6 +69,7 @@ def shared_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
         generate_dataset(data, num=48, seed=0, workers=2, progress=False)
         train_tokenizer(data / "train.jsonl", data / ".tokenizer.json", vocab_size=32000)
         (data / ".tokenizer.json").replace(data / "tokenizer.json")
+    build_test_priors(data)
     return data
 
 
@@ -61,6 +77,8 @@ def data_copy(data: Path, folder: Path, *, tokenizer: bool, extra_train_line: st
     """A data folder sharing ``data``'s images, optionally without the tokenizer or with one more line."""
     folder.mkdir(parents=True)
     (folder / "images").symlink_to(data / "images")
+    if (data / "priors").is_dir():
+        (folder / "priors").symlink_to(data / "priors")
     shutil.copy(data / "val.jsonl", folder / "val.jsonl")
     train = (data / "train.jsonl").read_text(encoding="utf-8")
     (folder / "train.jsonl").write_text(train + (extra_train_line + "\n" if extra_train_line else ""), encoding="utf-8")
