@@ -1,0 +1,360 @@
+"""Chinese: a pinyin IME, homophone corrections and the next word after Chinese text.
+
+Lexicon: the words of jieba's dictionary and wordfreq's Chinese list (1-4 characters) and of
+the training split, ranked by ``P(w)``: half general frequency (wordfreq, or jieba's counts
+scaled to it), half training counts. A word's id is its rank.
+
+- IME (:mod:`keypilot.priors.pinyin`): every word whose syllables the buffer's pieces
+  start, scored ``log P(w | previous characters) - ABBREVIATION * (pieces not a whole syllable)``.
+- Corrections: the last 1-3 characters are replaced by a word of the same length that reads
+  the same (``得`` -> ``的``, ``陆上`` -> ``路上``) or nearly (z/zh, c/ch, s/sh, l/n, -n/-ng).
+  Spans of different lengths are compared on one window of text ending at the caret, scored
+  by a word-unigram segmentation (so ``作业防灾`` prefers ``放在`` for ``防灾`` to ``在`` for
+  ``灾``), plus the channel's log-probability of a homophone (or near-homophone) slip.
+- Next word: a Witten-Bell interpolated n-gram of the training split, conditioned on the last
+  one or two characters, over the lexicon unigram.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import numpy as np
+
+from keypilot.priors import store
+from keypilot.priors.keystroke import PriorCandidate
+from keypilot.priors.pinyin import RANK_WIDTH, Syllables, near_syllables, parse_key
+from keypilot.priors.store import SEP, FollowerTable
+from keypilot.priors.text import is_cjk_letter, trailing_cjk
+
+MAX_WORD = 4
+ABBREVIATION = 1.5  # nats per piece that is only the start of its syllable
+PREDICTION = 1.0  # nats for a longer word whose pinyin only starts with the buffer
+PREDICTIONS = 4  # longer words stored per pinyin prefix
+PREDICT_RANKS = 60_000  # only words of this frequency rank or better are predicted
+SCAN_LIMIT = 400  # index keys read for one cut of a buffer
+PER_SYLLABLE = 12  # keys per syllable when the first piece is a lone initial
+LOG_HOMOPHONE = math.log(0.02)  # P(this homophone | the word meant), per span
+LOG_NEAR = math.log(0.004)  # the same for a near-homophone
+LOG_KEEP = math.log(0.95)  # the characters typed are the ones meant
+WINDOW = 3  # characters before the longest span that the segmentation scores
+PER_SPAN = 10  # candidates per span length kept for the segmentation score
+
+
+class ChinesePriors:
+    """Query side. Files: ``zh_words.marisa`` + ``zh_rank.npy`` (lexicon -> rank),
+    ``zh_logp.npy`` (log P by rank), ``zh_ime.marisa`` (pinyin index), ``zh_chars.marisa``
+    (``char SEP reading``), ``zh_ngram.*`` (training n-gram), ``zh_meta.json``."""
+
+    def __init__(self, directory: Path) -> None:
+        d = Path(directory)
+        self.words = store.load_trie(d / "zh_words.marisa")
+        self.rank = store.load_array(d / "zh_rank.npy")
+        self.logp = store.load_array(d / "zh_logp.npy")
+        self.index = store.load_trie(d / "zh_ime.marisa")
+        self.predict = store.load_trie(d / "zh_predict.marisa")
+        self.chars = store.load_trie(d / "zh_chars.marisa")
+        self.ngram = FollowerTable.load(d / "zh_ngram")
+        meta = store.load_json(d / "zh_meta.json")
+        self.syllables = Syllables(meta["syllables"])
+        self.by_letter: dict[str, list[str]] = {}
+        for s in sorted(self.syllables.full):
+            self.by_letter.setdefault(s[0], []).append(s)
+        self.floor: float = meta["floor_logp"]
+        self.top_words: list[str] = meta["top_words"]
+
+    # -- lexicon and language model -----------------------------------------------------------
+    def word_logp(self, word: str) -> float | None:
+        kid = self.words.get(word)
+        return None if kid is None else float(self.logp[self.rank[kid]])
+
+    def context(self, head: str) -> list[tuple[str, int, int]]:
+        """The one- and two-character histories before the caret with their (total, types)."""
+        units = [ch for ch in head[-6:] if not ch.isspace()][-2:]
+        out = []
+        for n in (1, 2):
+            if len(units) >= n:
+                key = "".join(units[-n:])
+                total, types = self.ngram.history(key)
+                if total:
+                    out.append((key, total, types))
+        return out
+
+    def lm(self, context: list[tuple[str, int, int]], word: str, logp: float) -> float:
+        p = math.exp(logp)
+        for key, total, types in context:
+            p = (self.ngram.count(key, word) + types * p) / (total + types)
+        return math.log(p)
+
+    def readings(self, ch: str) -> list[str]:
+        """Toneless readings of a character, most common first."""
+        return [key[len(ch) + 2:] for key in self.chars.iterkeys(ch + SEP)]
+
+    # -- pinyin IME ---------------------------------------------------------------------------
+    def is_buffer(self, buffer: str) -> bool:
+        return self.syllables.is_buffer(buffer)
+
+    def whole_syllables(self, buffer: str) -> bool:
+        """Is ``buffer`` made only of whole syllables (``mingtian``, not ``hello``)?"""
+        cut = next(self.syllables.cuts(buffer, limit=1), None)
+        return cut is not None and all(p in self.syllables.full for p in cut)
+
+    def ime(self, buffer: str, head: str, k: int) -> list[PriorCandidate]:
+        """Words the pinyin ``buffer`` spells, best first, after the text ``head``."""
+        found: dict[str, float] = {}
+        for pieces in self.syllables.cuts(buffer):
+            initials = "".join(p[0] for p in pieces)
+            for key, start, first in self._scan(initials, pieces[0]):
+                rest, rank, word = parse_key(key, start)
+                if len(rest) != len(pieces) - 1:
+                    continue
+                if not all(s.startswith(p) for s, p in zip(rest, pieces[1:])):
+                    continue
+                partial = (pieces[0] != first) + sum(p != s for s, p in zip(rest, pieces[1:]))
+                score = float(self.logp[rank]) - ABBREVIATION * partial
+                if score > found.get(word, -math.inf):
+                    found[word] = score
+        plain = buffer.replace("'", "")
+        for key in self.predict.iterkeys(plain + SEP):
+            rank, word = int(key[len(plain) + 1:len(plain) + 1 + RANK_WIDTH]), key[len(plain) + 1 + RANK_WIDTH:]
+            score = float(self.logp[rank]) - PREDICTION
+            if score > found.get(word, -math.inf):
+                found[word] = score
+        if not found:
+            return []
+        history = self.context(head)
+        pool = sorted(found.items(), key=lambda kv: -kv[1])[: 3 * k]
+        return _normalised([(self.lm(history, w, s), w) for w, s in pool], k, "pinyin")
+
+    def _scan(self, initials: str, piece: str):
+        """(key, where its rank starts, first syllable) for index keys whose first syllable
+        starts with ``piece``."""
+        if len(piece) == 1 and piece not in self.syllables.full:
+            prefixes = [f"{initials}{SEP}{s}{SEP}" for s in self.by_letter.get(piece, ())]
+            limit = PER_SYLLABLE
+        else:
+            prefixes = [f"{initials}{SEP}{piece}"]
+            limit = SCAN_LIMIT
+        skip = len(initials) + 1
+        for prefix in prefixes:
+            for key in itertools.islice(self.index.iterkeys(prefix), limit):
+                end = key.index(SEP, skip)
+                yield key, end + 1, key[skip:end]
+
+    # -- next word ----------------------------------------------------------------------------
+    def next_words(self, head: str, k: int) -> list[PriorCandidate]:
+        history = self.context(head)
+        pool: set[str] = set()
+        for key, _, _ in history:
+            pool.update(w for w, _ in self.ngram.followers(key, limit=128))
+        pool.update(self.top_words[: 2 * k])
+        scored = []
+        for w in pool:
+            if not all(is_cjk_letter(c) for c in w):
+                continue
+            logp = self.word_logp(w)
+            scored.append((self.lm(history, w, self.floor if logp is None else logp), w))
+        return _normalised(scored, k, "ngram")
+
+    # -- homophone corrections ----------------------------------------------------------------
+    def correct(self, context: str, k: int) -> tuple[list[PriorCandidate], float]:
+        """Replacements for the last 1-3 Chinese characters and the posterior of a slip."""
+        tail = trailing_cjk(context, WINDOW + 3)
+        if not tail:
+            return [], 0.0
+        longest = min(3, len(tail))
+        start = len(tail) - longest - min(WINDOW, len(tail) - longest)
+        window = tail[start:]
+        scored: list[tuple[float, str]] = []
+        for span_len in range(1, longest + 1):
+            span = window[-span_len:]
+            left = window[: len(window) - span_len]
+            left_best = self._segment(left)
+            options = sorted(self._homophones(span), key=lambda t: -t[0])[:PER_SPAN]
+            for channel, word in options:
+                scored.append((self._extend(left, left_best, word) + channel, word))
+        if not scored:
+            return [], 0.0
+        keep = self._segment(window)[-1] + LOG_KEEP
+        top = max(keep, max(s for s, _ in scored))
+        total = math.exp(keep - top) + sum(math.exp(s - top) for s, _ in scored)
+        scored.sort(key=lambda t: (-t[0], t[1]))
+        out, seen = [], set()
+        for s, w in scored:
+            if w not in seen:
+                seen.add(w)
+                out.append(PriorCandidate(w, s - top - math.log(total), "homophone"))
+        return out[:k], 1.0 - math.exp(keep - top) / total
+
+    def _homophones(self, span: str) -> list[tuple[float, str]]:
+        """(channel log-prob + log P(w), w) for lexicon words that read like ``span``."""
+        per_char = [self.readings(ch)[:3] for ch in span]
+        if not all(per_char):
+            return []
+        best: dict[str, tuple[float, int]] = {}  # word -> (best channel, rank)
+        for reading in itertools.islice(itertools.product(*per_char), 8):
+            queries = [(list(reading), LOG_HOMOPHONE)]
+            for i, syl in enumerate(reading):
+                for near in near_syllables(syl, self.syllables.full):
+                    queries.append((list(reading[:i]) + [near] + list(reading[i + 1:]), LOG_NEAR))
+            for syllables, channel in queries:
+                initials = "".join(s[0] for s in syllables)
+                prefix = f"{initials}{SEP}{syllables[0]}{SEP}"
+                for key in itertools.islice(self.index.iterkeys(prefix), SCAN_LIMIT):
+                    rest, rank, word = parse_key(key, len(prefix))
+                    if rest != syllables[1:] or word == span:
+                        continue
+                    if channel > best.get(word, (-math.inf, 0))[0]:
+                        best[word] = (channel, rank)
+        return [(channel + float(self.logp[rank]), w) for w, (channel, rank) in best.items()]
+
+    def _segment(self, text: str) -> list[float]:
+        """best[i]: log-probability of the best cut of ``text[:i]`` into lexicon words (an
+        unknown character costs the floor)."""
+        best = [0.0] + [-math.inf] * len(text)
+        for i in range(1, len(text) + 1):
+            best[i] = self._best_at(text, best, i)
+        return best
+
+    def _extend(self, left: str, left_best: list[float], word: str) -> float:
+        text = left + word
+        best = left_best + [-math.inf] * len(word)
+        for i in range(len(left) + 1, len(text) + 1):
+            best[i] = self._best_at(text, best, i)
+        return best[-1]
+
+    def _best_at(self, text: str, best: list[float], i: int) -> float:
+        value = best[i - 1] + (self.word_logp(text[i - 1]) or self.floor)
+        for j in range(max(0, i - MAX_WORD), i - 1):
+            logp = self.word_logp(text[j:i])
+            if logp is not None and best[j] + logp > value:
+                value = best[j] + logp
+        return value
+
+    def in_dictionary(self, word: str) -> bool:
+        return word in self.words
+
+
+def _normalised(scored: list[tuple[float, str]], k: int, source: str) -> list[PriorCandidate]:
+    """Top ``k`` of (score, text) as candidates whose log-probabilities are normalised over
+    the whole pool."""
+    if not scored:
+        return []
+    scored = sorted(scored, key=lambda t: (-t[0], t[1]))
+    top = scored[0][0]
+    log_total = math.log(sum(math.exp(s - top) for s, _ in scored))
+    return [PriorCandidate(w, s - top - log_total, source) for s, w in scored[:k]]
+
+
+# -- build ----------------------------------------------------------------------------------
+def build_chinese(texts: list[str], out: Path, *, max_words: int = 200_000) -> dict:
+    """Write the Chinese files from the training texts, jieba, wordfreq and pypinyin."""
+    import logging
+    from collections import Counter
+
+    import jieba
+    import wordfreq
+    from pypinyin import Style, lazy_pinyin, pinyin, pinyin_dict
+
+    from keypilot.priors.pinyin import index_key
+
+    jieba.setLogLevel(logging.WARNING)
+    tokenizer = jieba.Tokenizer()
+
+    def chinese(word: str) -> bool:
+        return 0 < len(word) <= MAX_WORD and all(is_cjk_letter(c) for c in word)
+
+    # Training words and n-gram events: a jieba word after the last one or two characters.
+    train: Counter[str] = Counter()
+    ngram: dict[str, Counter] = {}
+    for text in texts:
+        pos = 0
+        for token in tokenizer.cut(text, HMM=False):
+            if chinese(token):
+                train[token] += 1
+                units = [ch for ch in text[max(0, pos - 6):pos] if not ch.isspace()][-2:]
+                for n in range(0, len(units) + 1):
+                    ngram.setdefault("".join(units[len(units) - n:]), Counter())[token] += 1
+            pos += len(token)
+
+    with tokenizer.get_dict_file() as f:
+        jieba_counts = {w: int(c) for w, c, *_ in (line.decode("utf-8").split() for line in f)
+                        if chinese(w) and int(c) >= 3}
+    general = {w: p for w, p in wordfreq.get_frequency_dict("zh").items() if chinese(w)}
+    jieba_total = sum(jieba_counts.values())
+    shared = sorted(math.log(general[w] * jieba_total / jieba_counts[w]) for w in general if w in jieba_counts)
+    scale = math.exp(shared[len(shared) // 2]) / jieba_total  # jieba count -> wordfreq frequency
+    for w, c in jieba_counts.items():
+        general.setdefault(w, c * scale)
+    kept = sorted(general, key=lambda w: (-general[w], w))[:max_words]
+    words = set(kept) | set(train)
+    g_total = sum(general.get(w, 0.0) for w in words)
+    t_total = max(1, sum(train.values()))
+    prob = {w: 0.5 * general.get(w, 0.0) / g_total + 0.5 * train[w] / t_total for w in words}
+    floor = math.log(min(prob.values()) * 0.1)
+    for w in words:
+        prob[w] = prob[w] or math.exp(floor)
+    ranked = sorted(words, key=lambda w: (-prob[w], w))
+
+    valid = sorted({r for readings in pinyin_dict.pinyin_dict.values()
+                    for r in (_toneless(x) for x in readings.split(",")) if r.isascii() and r.isalpha()})
+    valid_set = frozenset(valid)
+    keys, per_syllable, predict, per_prefix = [], Counter(), [], Counter()
+    for rank, word in enumerate(ranked):
+        if len(word) == 1:
+            readings = [[r] for r in dict.fromkeys(pinyin(word, style=Style.NORMAL, heteronym=True)[0])]
+        else:
+            readings = [lazy_pinyin(word, style=Style.NORMAL)]
+        for syllables in readings:
+            if len(syllables) != len(word) or not all(s in valid_set for s in syllables):
+                continue
+            if len(word) == 1:
+                per_syllable[syllables[0]] += 1
+                if per_syllable[syllables[0]] > 40:  # the rarest characters of a syllable wait
+                    continue
+            keys.append(index_key("".join(s[0] for s in syllables), syllables, rank, word))
+            if len(word) > 1 and rank < PREDICT_RANKS:  # frequent longer words per start of their pinyin
+                spelled = "".join(syllables)
+                for end in range(2, min(len(spelled), 8)):
+                    per_prefix[spelled[:end]] += 1
+                    if per_prefix[spelled[:end]] <= PREDICTIONS:
+                        predict.append(f"{spelled[:end]}{SEP}{rank:0{RANK_WIDTH}d}{word}")
+    ime = store.save_trie(keys, out / "zh_ime.marisa", label_order=True)
+    store.save_trie(predict, out / "zh_predict.marisa", label_order=True)
+    trie = store.save_trie(words, out / "zh_words.marisa")
+    rank_of_kid = np.zeros(len(trie), np.int32)
+    for rank, word in enumerate(ranked):
+        rank_of_kid[trie[word]] = rank
+    store.save_array(rank_of_kid, out / "zh_rank.npy")
+    store.save_array(np.log(np.asarray([prob[w] for w in ranked], np.float64)).astype(np.float16), out / "zh_logp.npy")
+
+    char_keys = []
+    for cp, readings in pinyin_dict.pinyin_dict.items():
+        ch = chr(cp)
+        if is_cjk_letter(ch):
+            for r in dict.fromkeys(_toneless(x) for x in readings.split(",")):
+                if r in valid_set:
+                    char_keys.append(f"{ch}{SEP}{r}")
+    # Keys of one character keep pypinyin's order of readings (most common first) through a
+    # one-digit position; label order would otherwise sort them alphabetically.
+    store.save_trie(_ordered(char_keys), out / "zh_chars.marisa", label_order=True)
+    FollowerTable.build(ngram, out / "zh_ngram", max_followers=64)
+    store.save_json({"syllables": valid, "floor_logp": floor, "top_words": ranked[:64]}, out / "zh_meta.json")
+    return {"zh_words": len(trie), "zh_ime_keys": len(ime), "zh_predict_keys": len(predict), "zh_chars": len(char_keys), "zh_ngram_histories": len(ngram)}
+
+
+def _toneless(reading: str) -> str:
+    from pypinyin.contrib.tone_convert import to_normal
+
+    return to_normal(reading).replace("ü", "v")
+
+
+def _ordered(char_keys: list[str]) -> list[str]:
+    out, position = [], {}
+    for key in char_keys:
+        ch = key.split(SEP, 1)[0]
+        position[ch] = position.get(ch, -1) + 1
+        out.append(key.replace(SEP, f"{SEP}{min(position[ch], 9)}", 1))
+    return out
