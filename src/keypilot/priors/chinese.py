@@ -34,8 +34,9 @@ ABBREVIATION = 1.5  # nats per piece that is only the start of its syllable
 PREDICTION = 1.0  # nats for a longer word whose pinyin only starts with the buffer
 PREDICTIONS = 4  # longer words stored per pinyin prefix
 PREDICT_RANKS = 60_000  # only words of this frequency rank or better are predicted
-SCAN_LIMIT = 400  # index keys read for one cut of a buffer
-PER_SYLLABLE = 12  # keys per syllable when the first piece is a lone initial
+SCAN_LIMIT = 200  # index keys read for one homophone query
+EXACT_BLOCK = 16  # keys read (plus 2 k) from a block whose first syllable is the first piece
+PARTIAL_BLOCK = 8  # keys read from a block whose first syllable the first piece only starts
 LOG_HOMOPHONE = math.log(0.02)  # P(this homophone | the word meant), per span
 LOG_NEAR = math.log(0.004)  # the same for a near-homophone
 LOG_KEEP = math.log(0.95)  # the characters typed are the ones meant
@@ -59,9 +60,10 @@ class ChinesePriors:
         self.ngram = FollowerTable.load(d / "zh_ngram")
         meta = store.load_json(d / "zh_meta.json")
         self.syllables = Syllables(meta["syllables"])
-        self.by_letter: dict[str, list[str]] = {}
+        self.starting: dict[str, list[str]] = {}  # piece -> the syllables it starts
         for s in sorted(self.syllables.full):
-            self.by_letter.setdefault(s[0], []).append(s)
+            for i in range(1, len(s) + 1):
+                self.starting.setdefault(s[:i], []).append(s)
         self.floor: float = meta["floor_logp"]
         self.top_words: list[str] = meta["top_words"]
 
@@ -106,42 +108,31 @@ class ChinesePriors:
         found: dict[str, float] = {}
         for pieces in self.syllables.cuts(buffer):
             initials = "".join(p[0] for p in pieces)
-            for key, start, first in self._scan(initials, pieces[0]):
-                rest, rank, word = parse_key(key, start)
-                if len(rest) != len(pieces) - 1:
-                    continue
-                if not all(s.startswith(p) for s, p in zip(rest, pieces[1:])):
-                    continue
-                partial = (pieces[0] != first) + sum(p != s for s, p in zip(rest, pieces[1:]))
-                score = float(self.logp[rank]) - ABBREVIATION * partial
-                if score > found.get(word, -math.inf):
-                    found[word] = score
+            for first in self.starting.get(pieces[0], ()):
+                # A block (initials, first syllable) lists its words by rank: the best few of a
+                # block whose syllable the piece only starts are enough.
+                prefix = f"{initials}{SEP}{first}{SEP}"
+                limit = EXACT_BLOCK + 2 * k if first == pieces[0] else PARTIAL_BLOCK
+                for key in itertools.islice(self.index.iterkeys(prefix), limit):
+                    rest, rank, word = parse_key(key, len(prefix))
+                    if len(rest) != len(pieces) - 1 or not all(s.startswith(p) for s, p in zip(rest, pieces[1:])):
+                        continue
+                    partial = (pieces[0] != first) + sum(p != s for s, p in zip(rest, pieces[1:]))
+                    score = float(self.logp[rank]) - ABBREVIATION * partial
+                    if score > found.get(word, -math.inf):
+                        found[word] = score
         plain = buffer.replace("'", "")
+        start = len(plain) + 1
         for key in self.predict.iterkeys(plain + SEP):
-            rank, word = int(key[len(plain) + 1:len(plain) + 1 + RANK_WIDTH]), key[len(plain) + 1 + RANK_WIDTH:]
+            rank, word = int(key[start:start + RANK_WIDTH]), key[start + RANK_WIDTH:]
             score = float(self.logp[rank]) - PREDICTION
             if score > found.get(word, -math.inf):
                 found[word] = score
         if not found:
             return []
         history = self.context(head)
-        pool = sorted(found.items(), key=lambda kv: -kv[1])[: 3 * k]
+        pool = sorted(found.items(), key=lambda kv: (-kv[1], kv[0]))[: k + 8]
         return _normalised([(self.lm(history, w, s), w) for w, s in pool], k, "pinyin")
-
-    def _scan(self, initials: str, piece: str):
-        """(key, where its rank starts, first syllable) for index keys whose first syllable
-        starts with ``piece``."""
-        if len(piece) == 1 and piece not in self.syllables.full:
-            prefixes = [f"{initials}{SEP}{s}{SEP}" for s in self.by_letter.get(piece, ())]
-            limit = PER_SYLLABLE
-        else:
-            prefixes = [f"{initials}{SEP}{piece}"]
-            limit = SCAN_LIMIT
-        skip = len(initials) + 1
-        for prefix in prefixes:
-            for key in itertools.islice(self.index.iterkeys(prefix), limit):
-                end = key.index(SEP, skip)
-                yield key, end + 1, key[skip:end]
 
     # -- next word ----------------------------------------------------------------------------
     def next_words(self, head: str, k: int) -> list[PriorCandidate]:
@@ -189,25 +180,28 @@ class ChinesePriors:
         return out[:k], 1.0 - math.exp(keep - top) / total
 
     def _homophones(self, span: str) -> list[tuple[float, str]]:
-        """(channel log-prob + log P(w), w) for lexicon words that read like ``span``."""
+        """(channel log-prob + log P(w), w) for lexicon words that read like ``span``: the
+        same syllables for up to four readings of its characters, and near syllables
+        (:func:`near_syllables`) one at a time for its most likely reading."""
         per_char = [self.readings(ch)[:3] for ch in span]
         if not all(per_char):
             return []
-        best: dict[str, tuple[float, int]] = {}  # word -> (best channel, rank)
-        for reading in itertools.islice(itertools.product(*per_char), 8):
-            queries = [(list(reading), LOG_HOMOPHONE)]
+        readings = list(itertools.islice(itertools.product(*per_char), 4 if len(span) > 1 else 3))
+        queries = [(list(r), LOG_HOMOPHONE) for r in readings]
+        for reading in readings[: 1 if len(span) > 1 else 3]:
             for i, syl in enumerate(reading):
                 for near in near_syllables(syl, self.syllables.full):
-                    queries.append((list(reading[:i]) + [near] + list(reading[i + 1:]), LOG_NEAR))
-            for syllables, channel in queries:
-                initials = "".join(s[0] for s in syllables)
-                prefix = f"{initials}{SEP}{syllables[0]}{SEP}"
-                for key in itertools.islice(self.index.iterkeys(prefix), SCAN_LIMIT):
-                    rest, rank, word = parse_key(key, len(prefix))
-                    if rest != syllables[1:] or word == span:
-                        continue
-                    if channel > best.get(word, (-math.inf, 0))[0]:
-                        best[word] = (channel, rank)
+                    queries.append(([*reading[:i], near, *reading[i + 1:]], LOG_NEAR))
+        best: dict[str, tuple[float, int]] = {}  # word -> (best channel, rank)
+        for syllables, channel in queries:
+            initials = "".join(s[0] for s in syllables)
+            prefix = f"{initials}{SEP}{syllables[0]}{SEP}"
+            for key in itertools.islice(self.index.iterkeys(prefix), SCAN_LIMIT):
+                rest, rank, word = parse_key(key, len(prefix))
+                if rest != syllables[1:] or word == span:
+                    continue
+                if channel > best.get(word, (-math.inf, 0))[0]:
+                    best[word] = (channel, rank)
         return [(channel + float(self.logp[rank]), w) for w, (channel, rank) in best.items()]
 
     def _segment(self, text: str) -> list[float]:

@@ -50,7 +50,10 @@ class EmojiPriors:
         self.ngram = FollowerTable.load(d / "emoji_ngram")
         meta = store.load_json(d / "emoji_meta.json")
         self.repeat: float = meta["repeat"]
-        self.default: list[str] = meta["default"]
+        weights = [0.5 ** (i / 8) for i in range(len(meta["default"]))]
+        prior = {e: w / sum(weights) for e, w in zip(meta["default"], weights)}
+        # The training unigram over the default order does not depend on the text: done once.
+        self.base = dict(store.witten_bell(self.ngram, [""], prior, 1 << 30, limit=1 << 30))
 
     def split_last(self, text: str) -> tuple[str, str]:
         """(text before, last emoji) when ``text`` ends with an emoji, else (text, "")."""
@@ -116,18 +119,8 @@ class EmojiPriors:
     def _usage(self, context: str, n: int) -> dict[str, float]:
         """Witten-Bell: training counts after the last token, over the training unigram, over
         the default order (a geometric prior)."""
-        prior = {e: 0.5 ** (i / 8) for i, e in enumerate(self.default)}
-        norm = sum(prior.values())
-        probs = {e: p / norm for e, p in prior.items()}
         history = _key_for_emoji(context)
-        for key in ("", history) if history else ("",):
-            total, types = self.ngram.history(key)
-            if not total:
-                continue
-            counts = dict(self.ngram.followers(key, limit=256))
-            for e in set(probs) | set(counts):
-                probs[e] = (counts.get(e, 0) + types * probs.get(e, 0.0)) / (total + types)
-        return dict(sorted(probs.items(), key=lambda kv: (-kv[1], kv[0]))[:n])
+        return dict(store.witten_bell(self.ngram, [history] if history else [], self.base, n))
 
 
 # -- build ----------------------------------------------------------------------------------

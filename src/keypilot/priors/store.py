@@ -7,10 +7,11 @@ written into a temporary folder and renamed into place by :mod:`keypilot.priors.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import marisa_trie
@@ -101,16 +102,17 @@ class FollowerTable:
             return 0, 0
         return int(self.counts[kid]), int(self.types[kid])
 
-    def followers(self, history: str, prefix: str = "", limit: int = 256) -> Iterator[tuple[str, int]]:
+    def followers(self, history: str, prefix: str = "", limit: int = 256) -> list[tuple[str, int]]:
         """(follower, count) for the followers of ``history`` that start with ``prefix``,
         in text order, at most ``limit``."""
         head = history + SEP
         start = len(head)
-        for i, (key, kid) in enumerate(self.trie.iteritems(head + prefix)):
-            if i >= limit:
-                break
-            if len(key) > start:
-                yield key[start:], int(self.counts[kid])
+        items = [(key[start:], kid) for key, kid in itertools.islice(self.trie.iteritems(head + prefix), limit)
+                 if len(key) > start]
+        if not items:
+            return []
+        counts = self.counts[[kid for _, kid in items]].tolist()
+        return [(follower, n) for (follower, _), n in zip(items, counts)]
 
     def count(self, history: str, follower: str) -> int:
         kid = self.trie.get(history + SEP + follower)
@@ -126,3 +128,33 @@ class FollowerTable:
 
 def log(x: float) -> float:
     return math.log(x) if x > 0 else -1e9
+
+
+def witten_bell(table: FollowerTable, keys: list[str], base: dict[str, float], n: int,
+                limit: int = 128) -> list[tuple[str, float]]:
+    """Top ``n`` of ``P(x | keys[-1])``: Witten-Bell interpolation of the histories ``keys``
+    (general to specific) over the distribution ``base``.
+
+    Unrolled, ``P(x) = B * base(x) + sum_i a_i * count_i(x)``, so only the followers of the
+    histories and the best ``n`` of ``base`` can reach the top.
+    """
+    levels = []
+    for key in keys:
+        total, types = table.history(key)
+        if total:
+            levels.append((total, types, dict(table.followers(key, limit=limit))))
+    coef_base = 1.0
+    coefs = []
+    for i, (total, types, _) in enumerate(levels):
+        coef_base *= types / (total + types)
+        a = 1.0 / (total + types)
+        for later_total, later_types, _ in levels[i + 1:]:
+            a *= later_types / (later_total + later_types)
+        coefs.append(a)
+    candidates = set(sorted(base, key=lambda x: (-base[x], x))[:n])
+    for _, _, counts in levels:
+        candidates.update(counts)
+    scored = [(x, coef_base * base.get(x, 0.0) + sum(a * counts.get(x, 0) for a, (_, _, counts) in zip(coefs, levels)))
+              for x in candidates]
+    scored.sort(key=lambda kv: (-kv[1], kv[0]))
+    return scored[:n]

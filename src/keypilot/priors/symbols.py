@@ -31,6 +31,8 @@ from keypilot.priors.text import char_class, first_word_of_sentence, is_cjk_lett
 
 # Symbols a keyboard's symbol page offers, in a default order (the prior under the data).
 INVENTORY = tuple(".,!?'\"@#-:;()&%$*/_+=~，。？！、：；“”（）…·")
+_INVENTORY_PRIOR = {s: 0.5 ** (i / 4) / sum(0.5 ** (j / 4) for j in range(len(INVENTORY)))
+                    for i, s in enumerate(INVENTORY)}
 _NUMBER_TAIL = re.compile(r"\d[\d.,:\-/]*$")
 _NUMBER = re.compile(r"\d[\d.,:\-/]*\d|\d")
 
@@ -56,20 +58,12 @@ class SymbolPriors:
 
     def __init__(self, directory: Path) -> None:
         self.table = FollowerTable.load(Path(directory) / "sym_ngram")
+        # The training unigram over the inventory does not depend on the text: done once.
+        self.base = dict(store.witten_bell(self.table, [""], _INVENTORY_PRIOR, 1 << 30))
 
     def complete(self, context: str, k: int) -> list[PriorCandidate]:
-        probs = {s: 0.5 ** (i / 4) for i, s in enumerate(INVENTORY)}
-        norm = sum(probs.values())
-        probs = {s: p / norm for s, p in probs.items()}
-        for key in ("", *reversed(describe(context))):
-            total, types = self.table.history(key)
-            if not total:
-                continue
-            counts = dict(self.table.followers(key, limit=128))
-            for s in set(probs) | set(counts):
-                probs[s] = (counts.get(s, 0) + types * probs.get(s, 0.0)) / (total + types)
-        ranked = sorted(probs.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
-        return [PriorCandidate(s, math.log(p), "symbol") for s, p in ranked]
+        ranked = store.witten_bell(self.table, list(reversed(describe(context))), self.base, k)
+        return [PriorCandidate(s, math.log(p), "symbol") for s, p in ranked if p > 0]
 
 
 def build_symbols(texts: list[str], out: Path) -> dict:
