@@ -26,9 +26,9 @@ from keypilot.priors import store
 from keypilot.priors.channel import CHANNEL_SCALE, edit_cost, insert_costs
 from keypilot.priors.keystroke import PriorCandidate
 from keypilot.priors.store import FollowerTable
-from keypilot.priors.text import display_form, match_case, sentence_start, tokens, trailing_latin
+from keypilot.priors.text import display_form, match_case, sentence_start, tokens, trailing_domain, trailing_latin
 
-PREFIX = 7  # letters of a word that its delete keys are made from
+PREFIX = 6  # letters of a word that its delete keys are made from
 MAX_WORD = 24
 # P(the typed word is what the user meant | it is a lexicon word): the no-typo hypothesis.
 KEEP_PRIOR = 0.9
@@ -36,6 +36,11 @@ KEEP_PRIOR = 0.9
 MAX_COST_SHORT, MAX_COST = 1.0, 2.0
 # Words whose edit cost is computed, chosen by fewest matching deletes then frequency.
 MAX_SCORED = 20
+# The general bigram (symspellpy's English bigram counts): share of P(w | previous word) it
+# takes from the unigram, followers kept per word, and the fixed-point scale of its shares.
+GENERAL_WEIGHT = 0.5
+GENERAL_FOLLOWERS = 16
+GENERAL_SCALE = 10000
 
 
 def _deletes(word: str, depth: int) -> dict[str, int]:
@@ -70,6 +75,7 @@ class EnglishPriors:
         self.del_ids = store.load_array(d / "en_del_ids.npy")
         self.del_depth = store.load_array(d / "en_del_depth.npy")
         self.ngram = FollowerTable.load(d / "en_ngram")
+        self.general = FollowerTable.load(d / "en_general")
         self.display = store.load_trie(d / "en_display.marisa")
         meta = store.load_json(d / "en_meta.json")
         self.train_weight: float = meta["train_weight"]
@@ -87,22 +93,29 @@ class EnglishPriors:
         n = self.ngram.count("", word)
         return math.log(self.train_weight * n / self.train_tokens) if n else self.floor
 
-    def context(self, history: list[str]) -> list[tuple[str, int, int]]:
-        """The bigram and trigram histories of the last tokens with their (total, types)."""
-        out = []
+    def context(self, history: list[str]) -> tuple[str, list[tuple[str, int, int]]]:
+        """What the language model conditions on: the previous word when the general bigram
+        knows it (else ``""``), and the training bigram and trigram histories of the last
+        tokens with their (total, types)."""
+        levels = []
         for n in (1, 2):
             if len(history) >= n:
                 key = " ".join(history[-n:])
                 total, types = self.ngram.history(key)
                 if total:
-                    out.append((key, total, types))
-        return out
+                    levels.append((key, total, types))
+        prev = history[-1] if history and self.general.history(history[-1])[0] else ""
+        return prev, levels
 
-    def lm(self, context: list[tuple[str, int, int]], word: str) -> float:
-        """log P(word | history) for ``context = self.context(history)``: Witten-Bell
-        interpolation of the trigram, bigram and unigram."""
+    def lm(self, context: tuple[str, list[tuple[str, int, int]]], word: str) -> float:
+        """log P(word | history) for ``context = self.context(history)``: the unigram mixed
+        with the general bigram, under a Witten-Bell interpolation of the training bigram
+        and trigram."""
+        prev, levels = context
         p = math.exp(self.unigram(word))
-        for key, total, types in context:
+        if prev:
+            p = GENERAL_WEIGHT * self.general.count(prev, word) / GENERAL_SCALE + (1.0 - GENERAL_WEIGHT) * p
+        for key, total, types in levels:
             p = (self.ngram.count(key, word) + types * p) / (total + types)
         return math.log(p)
 
@@ -195,21 +208,24 @@ class EnglishPriors:
     # -- completions ------------------------------------------------------------------------
     def complete(self, context: str, k: int) -> list[PriorCandidate]:
         """Words completing the Latin word at the caret, or the next word after a separator."""
-        head, typed = trailing_latin(context)
-        if not typed and context[-1:].isalnum():
+        domain = trailing_domain(context)
+        head, typed = domain if domain else trailing_latin(context)
+        if not domain and not typed and context[-1:].isalnum():
             return []  # the caret is inside a non-Latin token (digits): nothing to complete
         history = self.context(tokens(head)[-2:])
         low = typed.lower().replace("’", "'")
         pool: set[str] = set()
-        for key, _, _ in history:
+        for key, _, _ in history[1]:
             pool.update(w for w, _ in self.ngram.followers(key, low, limit=128))
-        if low:
+        if history[0]:
+            pool.update(w for w, _ in self.general.followers(history[0], low, limit=GENERAL_FOLLOWERS))
+        if low and not domain:
             pool.update(self._prefix_top(low, 3 * k))
             pool.update(w for w, _ in self.ngram.followers("", low, limit=64))
         else:
             pool.update(self.words.restore_key(i) for i in self.top_ids[: 3 * k])
         pool.discard(low)
-        pool = {w for w in pool if w[:1].isalnum()}
+        pool = {w for w in pool if w[:1].isascii() and w[:1].isalnum()}
         if not pool:
             return []
         scored = sorted(((self.lm(history, w), w) for w in pool), key=lambda t: (-t[0], t[1]))
@@ -257,16 +273,14 @@ def build_english(texts: Iterable[str], out: Path, *, lexicon_size: int = 50000)
     train_unigram: Counter[str] = Counter()
     ngram: dict[str, Counter] = {}
     cased: dict[str, Counter] = {}
-    lowercase: set[str] = set()
     for text in texts:
-        lowercase.update(re.findall(r"\b[a-z][a-z']*\b", text))
         toks = tokens(text)
         train_unigram.update(toks)
         for i, tok in enumerate(toks):
             for n in (1, 2):
                 if i >= n:
                     ngram.setdefault(" ".join(toks[i - n:i]), Counter())[tok] += 1
-        for match in re.finditer(r"(?<=[a-z] )[A-Za-z][a-z']+", text):  # mid-sentence forms only
+        for match in re.finditer(r"(?<=[a-z] )[A-Za-z][a-z']*\b", text):  # mid-sentence forms only
             cased.setdefault(match.group().lower(), Counter())[match.group()] += 1
     ngram[""] = train_unigram
     train_tokens = max(1, sum(train_unigram.values()))
@@ -309,13 +323,37 @@ def build_english(texts: Iterable[str], out: Path, *, lexicon_size: int = 50000)
     store.save_array((flat & 3).astype(np.uint8), out / "en_del_depth.npy")
 
     FollowerTable.build(ngram, out / "en_ngram", max_followers=64)
-    # A word is written capitalised (Java, Teresa) when the training texts never write it in
-    # lowercase and write it capitalised in mid-sentence.
-    display = [f"{low}{store.SEP}{forms.most_common(1)[0][0]}" for low, forms in sorted(cased.items())
-               if low not in lowercase]
+    FollowerTable.build(_general_bigrams(words), out / "en_general", max_followers=GENERAL_FOLLOWERS)
+    # How a word is written in mid-sentence (Java, Teresa, I'm), when the training texts do it
+    # one way at least half of the time and that differs from the default form.
+    display = []
+    for low, forms in sorted(cased.items()):
+        form, n = min(forms.items(), key=lambda kv: (-kv[1], kv[0]))
+        if 2 * n >= sum(forms.values()) and form != display_form(low):
+            display.append(f"{low}{store.SEP}{form}")
     store.save_trie(display, out / "en_display.marisa", label_order=True)
     top_ids = [int(i) for i in np.argsort(-p, kind="stable")[:64]]
     store.save_json({"train_weight": train_weight, "train_tokens": train_tokens, "floor_logp": floor,
                      "top_ids": top_ids}, out / "en_meta.json")
     return {"en_words": n_words, "en_delete_keys": len(del_trie), "en_delete_entries": int(offsets[-1]),
             "en_ngram_histories": len(ngram)}
+
+
+def _general_bigrams(words: set[str]) -> dict[str, Counter]:
+    """P(next | word) from symspellpy's English bigram counts, as shares of GENERAL_SCALE,
+    for the lexicon's words; the best GENERAL_FOLLOWERS followers are kept."""
+    import importlib.resources
+
+    path = importlib.resources.files("symspellpy") / "frequency_bigramdictionary_en_243_342.txt"
+    counts: dict[str, Counter] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] in words:
+            counts.setdefault(parts[0], Counter())[parts[1]] += int(parts[2])
+    shares = {}
+    for first, followers in counts.items():
+        total = sum(followers.values())
+        kept = Counter({w: max(1, round(GENERAL_SCALE * n / total)) for w, n in followers.items() if w in words})
+        if kept:
+            shares[first] = kept
+    return shares

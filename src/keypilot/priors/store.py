@@ -63,8 +63,8 @@ class FollowerTable:
 
     def __init__(self, trie: marisa_trie.Trie, counts: np.ndarray, types: np.ndarray) -> None:
         self.trie = trie
-        self.counts = counts  # int32 [keys]: follower count, or the history total on SEP-final keys
-        self.types = types  # int32 [keys]: distinct followers on SEP-final keys, 0 elsewhere
+        self.counts = counts  # [keys]: follower count, or the history total on SEP-final keys
+        self.types = types  # [keys]: distinct followers on SEP-final keys, 0 elsewhere
 
     @classmethod
     def build(cls, counts: Mapping[str, Counter], path: Path, *, max_followers: int = 64) -> "FollowerTable":
@@ -86,8 +86,8 @@ class FollowerTable:
         for key, (n, t) in entries.items():
             kid = trie[key]
             count_arr[kid], type_arr[kid] = n, t
-        save_array(count_arr, path.with_suffix(".counts.npy"))
-        save_array(type_arr, path.with_suffix(".types.npy"))
+        save_array(count_arr.astype(np.min_scalar_type(int(count_arr.max(initial=0)))), path.with_suffix(".counts.npy"))
+        save_array(type_arr.astype(np.min_scalar_type(int(type_arr.max(initial=0)))), path.with_suffix(".types.npy"))
         return cls(trie, count_arr, type_arr)
 
     @classmethod

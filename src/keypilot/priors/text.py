@@ -16,7 +16,9 @@ CHAR_CLASSES: tuple[str, ...] = ("latin", "cjk", "digit", "emoji", "symbol", "sp
 
 # A Latin word as a keyboard edits it: letters and apostrophes (straight or curly).
 _LATIN_TAIL = re.compile(r"[A-Za-z][A-Za-z'’]*$")
-_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’]*|\S")
+# Dotted parts stay in the token (gmail.com, 2.5): a domain or a number is one word to type.
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’]*(?:\.[A-Za-z0-9]+)*|\S")
+_EMAIL_TAIL = re.compile(r"@([A-Za-z0-9][A-Za-z0-9.\-]*)?$")
 _PINYIN_TAIL = re.compile(r"[a-z][a-z']*$")
 SENTENCE_END = frozenset(".!?。！？…")
 # Unicode categories that never reach a lexicon: controls, format marks, surrogates, private use.
@@ -72,6 +74,16 @@ def trailing_latin(text: str) -> tuple[str, str]:
     return text[: len(text) - len(word)], word
 
 
+def trailing_domain(text: str) -> tuple[str, str] | None:
+    """(text up to and including ``@``, domain typed after it) when the caret is in the domain
+    of an e-mail address (``"bob@qq."`` -> ``("bob@", "qq.")``), else None."""
+    match = _EMAIL_TAIL.search(text[-64:])
+    if not match:
+        return None
+    domain = match.group(1) or ""
+    return text[: len(text) - len(domain)], domain
+
+
 def trailing_pinyin(text: str) -> tuple[str, str]:
     """(text before, lowercase letters at the caret) as a pinyin composing string could be."""
     match = _PINYIN_TAIL.search(text[-64:])
@@ -91,7 +103,8 @@ def trailing_cjk(text: str, limit: int = 8) -> str:
 
 def tokens(text: str) -> list[str]:
     """Tokens of the English n-gram: lowercased Latin/digit words (apostrophes kept, curly
-    ones straightened) and every other non-space character on its own."""
+    ones straightened, dotted parts joined: ``gmail.com``) and every other non-space
+    character on its own."""
     return [t.lower().replace("’", "'") for t in _TOKEN.findall(text)]
 
 
