@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -50,11 +51,13 @@ def training_texts(records: Iterable[Any]) -> list[str]:
     return [t for i, t in enumerate(texts) if i + 1 == len(texts) or not texts[i + 1].startswith(t)]
 
 
-def build_priors(records: Iterable[Any], out_dir: str | os.PathLike, *, progress: bool = True) -> dict:
+def build_priors(records: Iterable[Any], out_dir: str | os.PathLike, *, progress: bool = True,
+                 en_words: int = 50_000, zh_words: int = 200_000) -> dict:
     """Build the priors from training ``records`` (objects with ``context``, ``task``,
-    ``target``) into ``out_dir`` (replaced atomically). Returns a summary: counts, file sizes
-    and seconds."""
-    from keypilot.priors.chinese import build_chinese
+    ``target``) into ``out_dir`` (replaced atomically). ``en_words`` / ``zh_words``: size of
+    the general part of each lexicon (the training split's words are always added). Returns a
+    summary: counts, bytes written and seconds."""
+    from keypilot.priors.chinese_build import build_chinese
     from keypilot.priors.emojis import build_emoji
     from keypilot.priors.english import build_english
     from keypilot.priors.symbols import build_numbers, build_symbols
@@ -63,22 +66,27 @@ def build_priors(records: Iterable[Any], out_dir: str | os.PathLike, *, progress
     out_dir = Path(out_dir)
     records = list(records)
     texts = training_texts(records)
+    targets = Counter(clean(r.target) for r in records if r.task != "suggestion" and lang_of(r.target) == "ZH")
+    steps = [
+        ("english", lambda tmp: build_english(texts, tmp, lexicon_size=en_words)),
+        ("chinese", lambda tmp: build_chinese(texts, tmp, targets=targets, max_words=zh_words)),
+        ("symbols", lambda tmp: build_symbols(texts, tmp)),
+        ("emoji", lambda tmp: build_emoji(texts, tmp)),
+        ("numbers", lambda tmp: build_numbers(texts, tmp)),
+    ]
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     summary: dict[str, Any] = {"records": len(records), "texts": len(texts)}
     try:
-        steps = [("english", build_english), ("chinese", build_chinese), ("symbols", build_symbols),
-                 ("emoji", build_emoji), ("numbers", build_numbers)]
         for name, step in steps:
             t0 = time.perf_counter()
-            summary.update(step(texts, tmp))
+            summary.update(step(tmp))
             if progress:
                 print(f"priors: {name} built in {time.perf_counter() - t0:.1f} s", flush=True)
-        store.save_json({"format_version": store.FORMAT_VERSION, "records": len(records), "texts": len(texts)},
-                        tmp / "manifest.json")
-        files = {p.name: p.stat().st_size for p in sorted(tmp.iterdir())}
-        summary["files"] = len(files)
-        summary["bytes"] = sum(files.values())
+        store.save_json({"format_version": store.FORMAT_VERSION, "records": len(records), "texts": len(texts),
+                         "en_words": en_words, "zh_words": zh_words}, tmp / "manifest.json")
+        summary["files"] = sum(1 for _ in tmp.iterdir())
+        summary["bytes"] = sum(p.stat().st_size for p in tmp.iterdir())
         _replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
