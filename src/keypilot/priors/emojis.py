@@ -10,7 +10,7 @@
   weighted by how specific the keyword is (1 / emoji sharing it). ``K`` = 0.3 when a keyword
   matched, else 0.
 - ``usage``: training-split counts of each emoji after the last token (Witten-Bell over the
-  training unigram, over a default order: older Unicode emoji first).
+  training unigram, over a default order: faces first, then by Unicode block and age).
 
 The last emoji of the text is found with a trie of every emoji sequence written backwards,
 so that ``❤️‍🔥`` and ``👍🏻`` are read as one emoji without the ``emoji`` package.
@@ -123,6 +123,18 @@ class EmojiPriors:
         return dict(store.witten_bell(self.ngram, [history] if history else [], self.base, n))
 
 
+# Unicode blocks in the order a keyboard shows them when nothing else is known: faces, then
+# the supplemental faces and hands, dingbats (hearts, sparkles), other pictographs; keycaps,
+# flags and letters come last.
+_BLOCKS = ((0x1F600, 0x1F64F), (0x1F910, 0x1F9FF), (0x2600, 0x27BF), (0x1F300, 0x1F5FF), (0x1F680, 0x1F6FF))
+
+
+def _default_rank(e: str, info: dict) -> tuple[int, float, str]:
+    cp = ord(e[0])
+    block = next((i for i, (lo, hi) in enumerate(_BLOCKS) if lo <= cp <= hi), len(_BLOCKS))
+    return block, float(info.get("E", 99)), e
+
+
 # -- build ----------------------------------------------------------------------------------
 def build_emoji(texts: list[str], out: Path) -> dict:
     import emoji
@@ -142,7 +154,7 @@ def build_emoji(texts: list[str], out: Path) -> dict:
                     owners.setdefault(word, set()).add(e)
         zh = data[e].get("zh", "").strip(":")
         if zh and all(is_cjk_letter(c) for c in zh):
-            for word in {zh, *(w for w in jieba.lcut(zh, HMM=False) if len(w) >= 2 and is_cjk_letter(w[0]))}:
+            for word in {zh, *(w for w in jieba.lcut_for_search(zh, HMM=False) if len(w) >= 2 and is_cjk_letter(w[0]))}:
                 owners.setdefault(word, set()).add(e)
     keywords = {w: Counter({e: max(1, round(1000 / len(es))) for e in es})
                 for w, es in owners.items() if len(es) <= MAX_KEYWORD_EMOJI}
@@ -164,8 +176,7 @@ def build_emoji(texts: list[str], out: Path) -> dict:
                 repeats += e == previous
             previous = e
     FollowerTable.build(usage, out / "emoji_ngram", max_followers=64)
-    version = {e: (float(data[e].get("E", 99)), e) for e in base}
-    default = sorted(base, key=lambda e: (-usage[""][e], version[e]))[:64]
+    default = sorted(base, key=lambda e: (-usage[""][e], _default_rank(e, data[e])))[:64]
     repeat = (repeats + 1) / (with_history + 2)
     store.save_json({"repeat": repeat, "default": default}, out / "emoji_meta.json")
     return {"emoji": len(data), "emoji_keywords": len(keywords), "emoji_events": sum(usage[""].values()),

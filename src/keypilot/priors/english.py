@@ -33,7 +33,7 @@ MAX_WORD = 24
 # P(the typed word is what the user meant | it is a lexicon word): the no-typo hypothesis.
 KEEP_PRIOR = 0.9
 # Largest edit cost a correction may have, for a typed word of 1-3 letters / longer.
-MAX_COST_SHORT, MAX_COST = 1.0, 2.0
+MAX_COST_SHORT, MAX_COST = 1.3, 2.0
 # Words whose edit cost is computed, chosen by fewest matching deletes then frequency.
 MAX_SCORED = 20
 # The general bigram (symspellpy's English bigram counts): share of P(w | previous word) it
