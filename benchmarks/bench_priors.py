@@ -6,7 +6,7 @@ DATA is a data folder with ``train.jsonl`` and the split to score. The priors ar
 ``train.jsonl`` into a temporary folder (or loaded from ``--priors``). Speed and memory are
 measured in a fresh interpreter with one thread: the RSS increase of ``Priors.load`` and the
 time of ``propose`` over the contexts of the split. Quality is scored with the language of the
-target (oracle) and with the language a text rule picks (``TextRuleBaseline.layout``), side by
+target (oracle) and with the language a simple text rule picks (``rule_language``), side by
 side with the repository's n-gram (completions) and SymSpell (English corrections) baselines
 on the same records. Nothing is asserted; compare figures from one run.
 """
@@ -65,6 +65,20 @@ def measure_speed(priors_dir: Path, contexts: list[str]) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def rule_language(context: str, task: str, pinyin_buffer: str) -> str:
+    """The language a keyboard would guess from the text alone: an open pinyin buffer is
+    Chinese; otherwise the class of the last character that is not a space (a correction is
+    Chinese after a Chinese character, else English)."""
+    from keypilot.priors.text import last_char_class
+
+    cls = last_char_class(context.rstrip())
+    if task == "error_correction":
+        return "ZH" if cls == "cjk" else "EN"
+    if pinyin_buffer:
+        return "ZH"
+    return {"cjk": "ZH", "digit": "NUM", "emoji": "EMOJI", "symbol": "SYM"}.get(cls, "EN")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True)
@@ -73,7 +87,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from keypilot.data.format import read_records
-    from keypilot.evaluation.baselines import NgramBaseline, SymSpellBaseline, TextRuleBaseline
+    from keypilot.evaluation.baselines import NgramBaseline, SymSpellBaseline
     from keypilot.priors import Priors, build_priors
 
     train = read_records(args.data / "train.jsonl")
@@ -95,7 +109,7 @@ def main() -> None:
           f"mean {speed['mean_ms']:.3f} ms")
 
     priors = Priors.load(priors_dir)
-    ngram, symspell, rule = NgramBaseline(), SymSpellBaseline(), TextRuleBaseline()
+    ngram, symspell = NgramBaseline(), SymSpellBaseline()
     t0 = time.perf_counter()
     ngram.fit(train)
     symspell.fit(train)
@@ -108,7 +122,7 @@ def main() -> None:
         lang = r.lang or "EN"
         out = priors.propose(r.context)
         lists = out.corrections if r.task == "error_correction" else out.completions
-        picked = rule.layout(r.context, r.prev_layout)
+        picked = rule_language(r.context, r.task, out.pinyin_buffer)
         oracle = [c.text for c in lists.get(lang, [])]
         ruled = [c.text for c in lists.get(picked, [])]
         base = symspell.correct(r.context) if r.task == "error_correction" else ngram.complete(r.context)

@@ -31,9 +31,11 @@ from keypilot.priors.text import is_cjk_letter, trailing_cjk
 
 MAX_WORD = 4
 ABBREVIATION = 1.5  # nats per piece that is only the start of its syllable
+RARE_READING = 2.5  # nats per step down pypinyin's list of a character's readings
 PREDICTION = 1.0  # nats for a longer word whose pinyin only starts with the buffer
 PREDICTIONS = 4  # longer words stored per pinyin prefix
 PREDICT_RANKS = 60_000  # only words of this frequency rank or better are predicted
+COMPOSE_BLOCKS = 200  # index blocks a sentence may read (a bound on its time)
 SCAN_LIMIT = 200  # index keys read for one homophone query
 EXACT_BLOCK = 16  # keys read (plus 2 k) from a block whose first syllable is the first piece
 PARTIAL_BLOCK = 8  # keys read from a block whose first syllable the first piece only starts
@@ -104,23 +106,17 @@ class ChinesePriors:
         return cut is not None and all(p in self.syllables.full for p in cut)
 
     def ime(self, buffer: str, head: str, k: int) -> list[PriorCandidate]:
-        """Words the pinyin ``buffer`` spells, best first, after the text ``head``."""
+        """Words the pinyin ``buffer`` spells, best first, after the text ``head``; when it
+        spells no word, the best sentence of words (``woxianghuijia`` -> 我想回家)."""
         found: dict[str, float] = {}
-        for pieces in self.syllables.cuts(buffer):
-            initials = "".join(p[0] for p in pieces)
-            for first in self.starting.get(pieces[0], ()):
-                # A block (initials, first syllable) lists its words by rank: the best few of a
-                # block whose syllable the piece only starts are enough.
-                prefix = f"{initials}{SEP}{first}{SEP}"
-                limit = EXACT_BLOCK + 2 * k if first == pieces[0] else PARTIAL_BLOCK
-                for key in itertools.islice(self.index.iterkeys(prefix), limit):
-                    rest, rank, word = parse_key(key, len(prefix))
-                    if len(rest) != len(pieces) - 1 or not all(s.startswith(p) for s, p in zip(rest, pieces[1:])):
-                        continue
-                    partial = (pieces[0] != first) + sum(p != s for s, p in zip(rest, pieces[1:]))
-                    score = float(self.logp[rank]) - ABBREVIATION * partial
-                    if score > found.get(word, -math.inf):
-                        found[word] = score
+        cuts = list(self.syllables.cuts(buffer))
+        for pieces in cuts:
+            if len(pieces) <= MAX_WORD:
+                self._words(pieces, EXACT_BLOCK + 2 * k, found)
+        if cuts and len(cuts[0]) > 1 and not found:
+            sentence = self._compose(cuts[0])
+            if sentence and sentence[0] not in found:
+                found[sentence[0]] = sentence[1]
         plain = buffer.replace("'", "")
         start = len(plain) + 1
         for key in self.predict.iterkeys(plain + SEP):
@@ -133,6 +129,51 @@ class ChinesePriors:
         history = self.context(head)
         pool = sorted(found.items(), key=lambda kv: (-kv[1], kv[0]))[: k + 8]
         return _normalised([(self.lm(history, w, s), w) for w, s in pool], k, "pinyin")
+
+    def _words(self, pieces: list[str], limit: int, found: dict[str, float], *, exact: bool = False,
+               partial_limit: int = PARTIAL_BLOCK) -> int:
+        """Add to ``found`` the words one cut spells, scored ``log P(w) - ABBREVIATION *
+        (pieces that only start their syllable)``, reading ``limit`` keys of the block whose
+        first syllable is the first piece and ``partial_limit`` of the others; ``exact``: a
+        first piece that is a whole syllable is not also read as the start of longer ones.
+        Returns the number of blocks read."""
+        initials = "".join(p[0] for p in pieces)
+        firsts = self.starting.get(pieces[0], ())
+        if exact and pieces[0] in self.syllables.full:
+            firsts = (pieces[0],)
+        for first in firsts:
+            # A block (initials, first syllable) lists its words by rank: the best few of a
+            # block whose syllable the piece only starts are enough.
+            prefix = f"{initials}{SEP}{first}{SEP}"
+            for key in itertools.islice(self.index.iterkeys(prefix), limit if first == pieces[0] else partial_limit):
+                rest, rank, reading, word = parse_key(key, len(prefix))
+                if len(rest) != len(pieces) - 1 or not all(s.startswith(p) for s, p in zip(rest, pieces[1:])):
+                    continue
+                partial = (pieces[0] != first) + sum(p != s for s, p in zip(rest, pieces[1:]))
+                score = float(self.logp[rank]) - ABBREVIATION * partial - RARE_READING * reading
+                if score > found.get(word, -math.inf):
+                    found[word] = score
+        return len(firsts)
+
+    def _compose(self, pieces: list[str]) -> tuple[str, float] | None:
+        """The best sequence of two or more words for one cut (a Viterbi over runs of up to
+        MAX_WORD pieces, each run its best word), with its score; None when there is none."""
+        best: list[tuple[float, list[str]]] = [(0.0, [])] + [(-math.inf, [])] * len(pieces)
+        blocks = 0
+        for j in range(1, len(pieces) + 1):
+            for i in range(max(0, j - MAX_WORD), j):
+                if best[i][0] == -math.inf:
+                    continue
+                words: dict[str, float] = {}
+                blocks += self._words(pieces[i:j], PARTIAL_BLOCK, words, exact=True, partial_limit=2)
+                if blocks > COMPOSE_BLOCKS:
+                    return None  # a long run of lone initials: too many readings to weigh now
+                if words:
+                    word, score = max(words.items(), key=lambda kv: (kv[1], kv[0]))
+                    if best[i][0] + score > best[j][0]:
+                        best[j] = (best[i][0] + score, best[i][1] + [word])
+        score, words = best[-1]
+        return ("".join(words), score) if len(words) > 1 else None
 
     # -- next word ----------------------------------------------------------------------------
     def next_words(self, head: str, k: int) -> list[PriorCandidate]:
@@ -183,25 +224,28 @@ class ChinesePriors:
         """(channel log-prob + log P(w), w) for lexicon words that read like ``span``: the
         same syllables for up to four readings of its characters, and near syllables
         (:func:`near_syllables`) one at a time for its most likely reading."""
-        per_char = [self.readings(ch)[:3] for ch in span]
+        per_char = [list(enumerate(self.readings(ch)[:3])) for ch in span]
         if not all(per_char):
             return []
-        readings = list(itertools.islice(itertools.product(*per_char), 4 if len(span) > 1 else 3))
-        queries = [(list(r), LOG_HOMOPHONE) for r in readings]
-        for reading in readings[: 1 if len(span) > 1 else 3]:
+        # A rarer reading of a typed character is a less likely way to have typed it.
+        readings = [([syl for _, syl in combo], RARE_READING * sum(i for i, _ in combo))
+                    for combo in itertools.islice(itertools.product(*per_char), 4 if len(span) > 1 else 3)]
+        queries = [(r, LOG_HOMOPHONE - rare) for r, rare in readings]
+        for reading, rare in readings[: 1 if len(span) > 1 else 3]:
             for i, syl in enumerate(reading):
                 for near in near_syllables(syl, self.syllables.full):
-                    queries.append(([*reading[:i], near, *reading[i + 1:]], LOG_NEAR))
+                    queries.append(([*reading[:i], near, *reading[i + 1:]], LOG_NEAR - rare))
         best: dict[str, tuple[float, int]] = {}  # word -> (best channel, rank)
         for syllables, channel in queries:
             initials = "".join(s[0] for s in syllables)
             prefix = f"{initials}{SEP}{syllables[0]}{SEP}"
             for key in itertools.islice(self.index.iterkeys(prefix), SCAN_LIMIT):
-                rest, rank, word = parse_key(key, len(prefix))
+                rest, rank, reading, word = parse_key(key, len(prefix))
                 if rest != syllables[1:] or word == span:
                     continue
-                if channel > best.get(word, (-math.inf, 0))[0]:
-                    best[word] = (channel, rank)
+                score = channel - RARE_READING * reading
+                if score > best.get(word, (-math.inf, 0))[0]:
+                    best[word] = (score, rank)
         return [(channel + float(self.logp[rank]), w) for w, (channel, rank) in best.items()]
 
     def _segment(self, text: str) -> list[float]:

@@ -18,13 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from keypilot.priors import store
-from keypilot.priors.chinese import MAX_WORD, PREDICT_RANKS, PREDICTIONS
+from keypilot.priors.chinese import MAX_WORD, PREDICT_RANKS, PREDICTIONS, RARE_READING
 from keypilot.priors.pinyin import RANK_WIDTH, index_key
 from keypilot.priors.store import SEP, FollowerTable
 from keypilot.priors.text import is_cjk_letter
 
 _CHINESE = re.compile(rf"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]{{1,{MAX_WORD}}}")
 CHARS_PER_SYLLABLE = 40  # single characters of one syllable the IME index keeps (by frequency)
+MAX_READING = 2  # a character is indexed under its three most common readings at most
 
 
 @functools.lru_cache(maxsize=None)
@@ -103,30 +104,34 @@ def build_chinese(texts: list[str], out: Path, *, targets: Counter | None = None
     kept = sorted(general, key=lambda w: (-general[w], w))[:max_words]
     words = set(kept) | set(train)
     g_total = sum(general.get(w, 0.0) for w in words)
-    t_total = max(1, sum(train.values()))
-    prob = {w: 0.5 * general.get(w, 0.0) / g_total + 0.5 * train[w] / t_total for w in words}
+    t_total = sum(train.values())
+    weight = t_total / (t_total + store.TRAIN_PRIOR_TOKENS)
+    prob = {w: (1 - weight) * general.get(w, 0.0) / g_total + weight * train[w] / max(t_total, 1) for w in words}
     floor = math.log(min(p for p in prob.values() if p > 0) * 0.1)
     ranked = sorted(words, key=lambda w: (-prob[w], w))
 
     readings = Readings()
-    keys, predict, per_syllable, per_prefix = [], [], Counter(), Counter()
+    keys, predict, per_prefix = [], [], Counter()
+    singles: dict[str, list[tuple[float, str]]] = {}  # syllable -> (score, key) of characters
     for rank, word in enumerate(ranked):
         if len(word) == 1:
-            options = [[r] for r in readings.chars.get(word, []) if r in readings.valid]
-        else:
-            options = [r for r in [readings.word(word)] if r]
-        for syllables in options:
-            if len(word) == 1:
-                per_syllable[syllables[0]] += 1
-                if per_syllable[syllables[0]] > CHARS_PER_SYLLABLE:
-                    continue
-            keys.append(index_key("".join(s[0] for s in syllables), syllables, rank, word))
-            if len(word) > 1 and rank < PREDICT_RANKS:  # frequent longer words per start of their pinyin
-                spelled = "".join(syllables)
-                for end in range(2, min(len(spelled), 8)):
-                    per_prefix[spelled[:end]] += 1
-                    if per_prefix[spelled[:end]] <= PREDICTIONS:
-                        predict.append(f"{spelled[:end]}{SEP}{rank:0{RANK_WIDTH}d}{word}")
+            for i, r in enumerate(r for r in readings.chars.get(word, []) if r in readings.valid):
+                if i <= MAX_READING:
+                    score = math.log(max(prob[word], 1e-300)) - RARE_READING * i
+                    singles.setdefault(r, []).append((score, index_key(r[0], [r], rank, word, i)))
+            continue
+        syllables = readings.word(word)
+        if not syllables:
+            continue
+        keys.append(index_key("".join(s[0] for s in syllables), syllables, rank, word))
+        if rank < PREDICT_RANKS:  # the most frequent longer words for each start of their pinyin
+            spelled = "".join(syllables)
+            for end in range(2, min(len(spelled), 8)):
+                per_prefix[spelled[:end]] += 1
+                if per_prefix[spelled[:end]] <= PREDICTIONS:
+                    predict.append(f"{spelled[:end]}{SEP}{rank:0{RANK_WIDTH}d}{word}")
+    for entries in singles.values():  # the characters a syllable most likely stands for
+        keys.extend(key for _, key in sorted(entries, key=lambda e: (-e[0], e[1]))[:CHARS_PER_SYLLABLE])
     ime = store.save_trie(keys, out / "zh_ime.marisa", label_order=True)
     store.save_trie(predict, out / "zh_predict.marisa", label_order=True)
     trie = store.save_trie(words, out / "zh_words.marisa")

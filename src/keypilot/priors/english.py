@@ -291,14 +291,14 @@ def build_english(texts: Iterable[str], out: Path, *, lexicon_size: int = 50000)
                  and (n >= 2 or wordfreq.zipf_frequency(w, "en") > 1.0))
     trie = store.save_trie(words, out / "en_words.marisa")
     n_words = len(trie)
-    # P(w) = 1/2 wordfreq (renormalised over the lexicon) + 1/2 training relative frequency.
+    # P(w): wordfreq (renormalised over the lexicon) mixed with the training relative frequency.
     wf = np.zeros(n_words, np.float64)
     tr = np.zeros(n_words, np.float64)
     for word in words:
         kid = trie[word]
         wf[kid] = wordfreq.word_frequency(word, "en") or 1e-9
         tr[kid] = train_unigram.get(word, 0)
-    train_weight = 0.5
+    train_weight = train_tokens / (train_tokens + store.TRAIN_PRIOR_TOKENS)
     p = (1 - train_weight) * wf / wf.sum() + train_weight * tr / train_tokens
     floor = float(np.log(p.min() * 0.1))
     store.save_array(np.log(p).astype(np.float32), out / "en_logp.npy")

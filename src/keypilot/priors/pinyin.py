@@ -7,10 +7,11 @@ syllables as there are pieces and each piece starts the syllable under it. That 
 covers full, partial and abbreviated pinyin and any mix of them.
 
 The index is one marisa trie in label order with a key per (word, reading):
-``initials SEP first-syllable SEP rank rest-syllables SEP word``. A cut of the buffer
-becomes one prefix search (``initials SEP first-piece``); the rest of the pieces are checked
-against the rest of the syllables. ``rank`` is the word's frequency rank (its id), fixed
-width, so that a word's prior comes from an array without another lookup.
+``initials SEP first-syllable SEP rank reading rest-syllables SEP word``. A cut of the
+buffer becomes prefix searches (``initials SEP first-syllable SEP``); the rest of the pieces
+are checked against the rest of the syllables. ``rank`` is the word's frequency rank (its
+id), fixed width, so that a word's prior comes from an array without another lookup;
+``reading`` (one digit) says whether a character is read its most common way (0) or not.
 """
 
 from __future__ import annotations
@@ -20,21 +21,23 @@ from collections.abc import Iterator
 from keypilot.priors.store import SEP
 
 RANK_WIDTH = 6
-MAX_PIECES = 6  # longest word, in syllables, the IME looks up
+MAX_PIECES = 12  # syllables of the longest buffer read
 MAX_CUTS = 12  # cuts of one buffer that are tried
 
 
-def index_key(initials: str, syllables: list[str], rank: int, word: str) -> str:
+def index_key(initials: str, syllables: list[str], rank: int, word: str, reading: int = 0) -> str:
+    """The key of ``word`` read as ``syllables``; ``reading``: 0 for the most common reading
+    of a character, 1, 2 for rarer ones."""
     rest = "'".join(syllables[1:])
-    return f"{initials}{SEP}{syllables[0]}{SEP}{rank:0{RANK_WIDTH}d}{rest}{SEP}{word}"
+    return f"{initials}{SEP}{syllables[0]}{SEP}{rank:0{RANK_WIDTH}d}{reading}{rest}{SEP}{word}"
 
 
-def parse_key(key: str, start: int) -> tuple[list[str], int, str]:
-    """(syllables after the first, rank, word) of an index key; ``start`` is where the rank
-    begins (the length of the searched ``initials SEP first SEP``)."""
+def parse_key(key: str, start: int) -> tuple[list[str], int, int, str]:
+    """(syllables after the first, rank, reading, word) of an index key; ``start`` is where
+    the rank begins (the length of the searched ``initials SEP first SEP``)."""
     tail, word = key[start:].split(SEP, 1)
-    rest = tail[RANK_WIDTH:]
-    return rest.split("'") if rest else [], int(tail[:RANK_WIDTH]), word
+    rest = tail[RANK_WIDTH + 1:]
+    return rest.split("'") if rest else [], int(tail[:RANK_WIDTH]), int(tail[RANK_WIDTH]), word
 
 
 class Syllables:

@@ -17,7 +17,7 @@ from keypilot.priors.emojis import EmojiPriors
 from keypilot.priors.english import EnglishPriors
 from keypilot.priors.keystroke import FEATURE_INDEX, KeystrokePriors
 from keypilot.priors.symbols import NumberPriors, SymbolPriors
-from keypilot.priors.text import clean, is_cjk_letter, last_char_class, trailing_latin, trailing_pinyin
+from keypilot.priors.text import char_class, clean, last_char_class, trailing_latin, trailing_pinyin
 
 # Only the end of a long text matters to the next keystroke.
 MAX_CONTEXT = 256
@@ -111,11 +111,10 @@ class Priors:
 
 
 def _after_chinese(head: str) -> bool:
-    """Is the last non-space, non-digit character before the caret Chinese (or CJK
-    punctuation), or is there nothing before it?"""
+    """Is the last letter before the caret (spaces, digits, symbols and emoji skipped) a Chinese
+    character, or is there no letter at all?"""
     for ch in reversed(head[-32:]):
-        if ch.isspace() or ch.isdigit() or ch in ".·-":
-            continue
-        return is_cjk_letter(ch) or 0x3000 <= ord(ch) <= 0x303F or 0xFF00 <= ord(ch) <= 0xFFEF
+        cls = char_class(ch)
+        if cls in ("cjk", "latin"):
+            return cls == "cjk"
     return True
-

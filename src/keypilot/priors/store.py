@@ -18,6 +18,10 @@ import marisa_trie
 import numpy as np
 
 FORMAT_VERSION = 1  # of the priors folder; Priors.load refuses another
+# The training split's share of a unigram is N / (N + TRAIN_PRIOR_TOKENS) for N training
+# tokens (a Dirichlet prior worth this many tokens of general text): a small split leans on
+# the word lists, a large one on itself.
+TRAIN_PRIOR_TOKENS = 10_000
 # Separates a history from a follower inside one trie key; never part of a cleaned token.
 SEP = "\x1d"
 
