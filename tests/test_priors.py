@@ -154,6 +154,12 @@ def test_pinyin_buffers(priors: Priors, context: str, buffer: str, want: str) ->
     assert priors.in_ime_dictionary(want)
 
 
+def test_a_long_buffer_becomes_a_sentence(priors: Priors) -> None:
+    out = priors.propose("woxianghuijia")
+    assert out.pinyin_buffer == "woxianghuijia" and _texts(out.completions["ZH"])[0] == "我想回家"
+    assert not priors.in_ime_dictionary("我想回家")  # composed from 我想 + 回家, not a lexicon word
+
+
 def test_english_words_are_not_pinyin_buffers(priors: Priors) -> None:
     out = priors.propose("I said hello")
     assert out.pinyin_buffer == "" and not out.completions.get("ZH")
