@@ -1,11 +1,15 @@
 """Chinese: a pinyin IME, homophone corrections and the next word after Chinese text.
 
 Lexicon: the words of jieba's dictionary and wordfreq's Chinese list (1-4 characters) and of
-the training split, ranked by ``P(w)``: half general frequency (wordfreq, or jieba's counts
-scaled to it), half training counts. A word's id is its rank.
+the training split, ranked by ``P(w)``: general frequency (wordfreq, or jieba's counts scaled
+to it) mixed with training counts (built by :mod:`keypilot.priors.chinese_build`). A word's
+id is its rank.
 
 - IME (:mod:`keypilot.priors.pinyin`): every word whose syllables the buffer's pieces
-  start, scored ``log P(w | previous characters) - ABBREVIATION * (pieces not a whole syllable)``.
+  start, scored ``log P(w | previous characters) - ABBREVIATION * (pieces not a whole
+  syllable) - RARE_READING * (how rare the reading of a character is)``; frequent longer
+  words whose pinyin starts with the buffer; and, when no word matches, the best sentence of
+  words.
 - Corrections: the last 1-3 characters are replaced by a word of the same length that reads
   the same (``得`` -> ``的``, ``陆上`` -> ``路上``) or nearly (z/zh, c/ch, s/sh, l/n, -n/-ng).
   Spans of different lengths are compared on one window of text ending at the caret, scored
@@ -48,8 +52,9 @@ PER_SPAN = 10  # candidates per span length kept for the segmentation score
 
 class ChinesePriors:
     """Query side. Files: ``zh_words.marisa`` + ``zh_rank.npy`` (lexicon -> rank),
-    ``zh_logp.npy`` (log P by rank), ``zh_ime.marisa`` (pinyin index), ``zh_chars.marisa``
-    (``char SEP reading``), ``zh_ngram.*`` (training n-gram), ``zh_meta.json``."""
+    ``zh_logp.npy`` (log P by rank), ``zh_ime.marisa`` (pinyin index), ``zh_predict.marisa``
+    (``pinyin start SEP rank word`` for predictions), ``zh_chars.marisa`` (``char SEP i
+    reading``, i-th most common), ``zh_ngram.*`` (training n-gram), ``zh_meta.json``."""
 
     def __init__(self, directory: Path) -> None:
         d = Path(directory)
@@ -204,8 +209,8 @@ class ChinesePriors:
             span = window[-span_len:]
             left = window[: len(window) - span_len]
             left_best = self._segment(left)
-            options = sorted(self._homophones(span), key=lambda t: -t[0])[:PER_SPAN]
-            for channel, word in options:
+            options = sorted(self._homophones(span), key=lambda t: (-t[0] - t[1], t[2]))[:PER_SPAN]
+            for channel, _, word in options:
                 scored.append((self._extend(left, left_best, word) + channel, word))
         if not scored:
             return [], 0.0
@@ -220,8 +225,8 @@ class ChinesePriors:
                 out.append(PriorCandidate(w, s - top - math.log(total), "homophone"))
         return out[:k], 1.0 - math.exp(keep - top) / total
 
-    def _homophones(self, span: str) -> list[tuple[float, str]]:
-        """(channel log-prob + log P(w), w) for lexicon words that read like ``span``: the
+    def _homophones(self, span: str) -> list[tuple[float, float, str]]:
+        """(channel log-prob, log P(w), w) for lexicon words that read like ``span``: the
         same syllables for up to four readings of its characters, and near syllables
         (:func:`near_syllables`) one at a time for its most likely reading."""
         per_char = [list(enumerate(self.readings(ch)[:3])) for ch in span]
@@ -246,7 +251,7 @@ class ChinesePriors:
                 score = channel - RARE_READING * reading
                 if score > best.get(word, (-math.inf, 0))[0]:
                     best[word] = (score, rank)
-        return [(channel + float(self.logp[rank]), w) for w, (channel, rank) in best.items()]
+        return [(channel, float(self.logp[rank]), w) for w, (channel, rank) in best.items()]
 
     def _segment(self, text: str) -> list[float]:
         """best[i]: log-probability of the best cut of ``text[:i]`` into lexicon words (an

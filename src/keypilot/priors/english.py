@@ -1,14 +1,16 @@
 """English: a lexicon, a noisy-channel speller and a word n-gram.
 
-Lexicon: the most frequent words of ``wordfreq`` plus the words of the training split, with
-``P(w)`` half wordfreq, half training counts. Corrections use SymSpell's symmetric-delete
-idea, stored compactly: every lexicon word's first ``PREFIX`` letters with up to two
-letters deleted are the keys of one marisa trie, whose key id points into a flat array of
-word ids. A typed word's own deletes find every word within two edits in ~30 trie lookups;
-each is scored ``log P(w | previous words) - CHANNEL_SCALE * edit_cost(typed, w)``.
+Lexicon: the most frequent words of ``wordfreq`` plus the words of the training split;
+``P(w)`` mixes wordfreq and training counts (the training share grows with the split, see
+``store.TRAIN_PRIOR_TOKENS``). Corrections use SymSpell's symmetric-delete idea, stored
+compactly: every lexicon word's first ``PREFIX`` letters with up to two letters deleted are
+the keys of one marisa trie, whose key id points into flat arrays of word ids and deletion
+counts. A typed word's own deletes (at most 22 keys) find every word within two edits; the
+likeliest are scored ``log P(w | previous words) - CHANNEL_SCALE * edit_cost(typed, w)``.
 Completions take the most frequent lexicon words with the typed prefix (a lexicographic
-range of the lexicon and a partial sort) plus the n-gram's followers, scored by the same
-language model: a Witten-Bell interpolated trigram of the training split over the unigram.
+range of the lexicon and a partial sort) plus the n-grams' followers, scored by the same
+language model: a Witten-Bell interpolated trigram of the training split over the unigram
+mixed with a general bigram (symspellpy's English bigram counts).
 """
 
 from __future__ import annotations
@@ -62,8 +64,10 @@ def _deletes(word: str, depth: int) -> dict[str, int]:
 class EnglishPriors:
     """Query side. Files: ``en_words.marisa`` (lexicon), ``en_logp.npy`` (log P(w) by word id),
     ``en_lex.npy`` (word ids in text order), ``en_del.marisa`` + ``en_del_off.npy`` +
-    ``en_del_ids.npy`` + ``en_del_depth.npy`` (delete index: word id, letters deleted from it), ``en_ngram.*`` (training n-gram, with the training
-    unigram under the empty history), ``en_display.marisa`` (``lower SEP Display`` forms)."""
+    ``en_del_ids.npy`` + ``en_del_depth.npy`` (delete index: per key, the word ids and the
+    letters deleted from each word), ``en_ngram.*`` (training n-gram, the training unigram
+    under the empty history), ``en_general.*`` (general bigram), ``en_display.marisa``
+    (``lower SEP Display`` forms), ``en_meta.json``."""
 
     def __init__(self, directory: Path) -> None:
         d = Path(directory)
@@ -214,11 +218,12 @@ class EnglishPriors:
             return []  # the caret is inside a non-Latin token (digits): nothing to complete
         history = self.context(tokens(head)[-2:])
         low = typed.lower().replace("’", "'")
-        pool: set[str] = set()
+        followers: set[str] = set()  # what the n-grams saw after this history
         for key, _, _ in history[1]:
-            pool.update(w for w, _ in self.ngram.followers(key, low, limit=128))
+            followers.update(w for w, _ in self.ngram.followers(key, low, limit=128))
         if history[0]:
-            pool.update(w for w, _ in self.general.followers(history[0], low, limit=GENERAL_FOLLOWERS))
+            followers.update(w for w, _ in self.general.followers(history[0], low, limit=GENERAL_FOLLOWERS))
+        pool = set(followers)
         if low and not domain:
             pool.update(self._prefix_top(low, 3 * k))
             pool.update(w for w, _ in self.ngram.followers("", low, limit=64))
@@ -232,8 +237,8 @@ class EnglishPriors:
         top = scored[0][0]
         total = sum(math.exp(s - top) for s, _ in scored)
         capitalise = not typed and sentence_start(context)
-        source = "lexicon" if low else "ngram"
-        return [PriorCandidate(self._form(w, typed, capitalise), s - top - math.log(total), source)
+        return [PriorCandidate(self._form(w, typed, capitalise), s - top - math.log(total),
+                               "ngram" if w in followers else "lexicon")
                 for s, w in scored[:k]]
 
     def _prefix_top(self, prefix: str, n: int) -> list[str]:
