@@ -142,7 +142,7 @@ def main() -> None:
                 ime["base5"] += r.target in base[:5]
 
     print(f"\nquality on {args.split} ({len(records)} records; suggestions left out)")
-    print(f"| task | language | n | top-1 | top-5 | top-5, rule language | baseline top-5 |")
+    print("| task | language | n | top-1 | top-5 | top-5, rule language | baseline top-5 |")
     print("|---|---|---|---|---|---|---|")
     for (task, lang), row in sorted(rows.items()):
         n = row["n"]

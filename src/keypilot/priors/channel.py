@@ -120,15 +120,12 @@ def edit_cost(typed: str, word: str, limit: float = 3.0, inserts: list[float] | 
         for j in range(1, cols):
             wc = word[p + j - 1]
             cost = prev[j - 1] if tc == wc else prev[j - 1] + sub.get(wc + tc, SUB_OTHER)
-            if prev[j] + ins < cost:
-                cost = prev[j] + ins
-            if cur[j - 1] + dels[j - 1] < cost:
-                cost = cur[j - 1] + dels[j - 1]
+            cost = min(cost, prev[j] + ins)
+            cost = min(cost, cur[j - 1] + dels[j - 1])
             if i > 1 and j > 1 and tc == word[p + j - 2] and typed[ti - 1] == wc and prev2[j - 2] + TRANSPOSE < cost:
                 cost = prev2[j - 2] + TRANSPOSE
             cur[j] = cost
-            if cost < best:
-                best = cost
+            best = min(best, cost)
         if best > limit:
             return limit + 1.0
         prev2, prev = prev, cur

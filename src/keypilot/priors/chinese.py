@@ -25,8 +25,6 @@ import itertools
 import math
 from pathlib import Path
 
-import numpy as np
-
 from keypilot.priors import store
 from keypilot.priors.keystroke import PriorCandidate
 from keypilot.priors.pinyin import RANK_WIDTH, Syllables, near_syllables, parse_key

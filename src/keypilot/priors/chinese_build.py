@@ -28,7 +28,7 @@ CHARS_PER_SYLLABLE = 40  # single characters of one syllable the IME index keeps
 MAX_READING = 2  # a character is indexed under its three most common readings at most
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _toneless(reading: str) -> str:
     from pypinyin.contrib.tone_convert import to_normal
 
@@ -80,7 +80,7 @@ def build_chinese(texts: list[str], out: Path, *, targets: Counter | None = None
             if _CHINESE.fullmatch(token):
                 train[token] += 1
                 units = [ch for ch in text[max(0, pos - 6):pos] if not ch.isspace()][-2:]
-                for n in range(0, len(units) + 1):
+                for n in range(len(units) + 1):
                     ngram.setdefault("".join(units[len(units) - n:]), Counter())[token] += 1
             pos += len(token)
 

@@ -29,7 +29,8 @@ from keypilot.priors.text import is_cjk_letter, tokens, trailing_cjk
 
 KEYWORD_WEIGHT = 0.3
 MAX_KEYWORD_EMOJI = 40  # a name word shared by more emoji than this is not a keyword
-_STOP = frozenset("a an and the of with in on for to at by button sign symbol mark face person man woman".split())
+_STOP = frozenset(["a", "an", "and", "the", "of", "with", "in", "on", "for", "to", "at", "by",
+                   "button", "sign", "symbol", "mark", "face", "person", "man", "woman"])
 
 
 def _key_for_emoji(text: str) -> str:
@@ -104,8 +105,7 @@ class EmojiPriors:
         found: Counter[str] = Counter()
         words = [t for t in tokens(context[-48:]) if t[:1].isalpha() and t.isascii()][-2:]
         for word in words:
-            for form in {word, word.rstrip("s"), word[:-3] if word.endswith("ing") else word,
-                         word[:-2] if word.endswith("ed") else word}:
+            for form in {word, word.rstrip("s"), word.removesuffix("ing"), word.removesuffix("ed")}:
                 if len(form) >= 3:
                     for e, n in self.keywords.followers(form, limit=MAX_KEYWORD_EMOJI):
                         found[e] = max(found[e], n / 1000.0)

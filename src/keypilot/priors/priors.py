@@ -35,7 +35,7 @@ class Priors:
         self.numbers = NumberPriors(self.directory)
 
     @classmethod
-    def load(cls, directory: str | os.PathLike) -> "Priors":
+    def load(cls, directory: str | os.PathLike) -> Priors:
         """Load a folder written by ``build_priors``; a missing or foreign folder is a clear error."""
         directory = Path(directory)
         manifest = directory / "manifest.json"

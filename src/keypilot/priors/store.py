@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -71,7 +70,7 @@ class FollowerTable:
         self.types = types  # [keys]: distinct followers on SEP-final keys, 0 elsewhere
 
     @classmethod
-    def build(cls, counts: Mapping[str, Counter], path: Path, *, max_followers: int = 64) -> "FollowerTable":
+    def build(cls, counts: Mapping[str, Counter], path: Path, *, max_followers: int = 64) -> FollowerTable:
         """Write the table for ``{history: Counter(follower -> count)}``, keeping the
         ``max_followers`` most frequent followers of each history (ties by text)."""
         entries: dict[str, tuple[int, int]] = {}
@@ -95,7 +94,7 @@ class FollowerTable:
         return cls(trie, count_arr, type_arr)
 
     @classmethod
-    def load(cls, path: Path) -> "FollowerTable":
+    def load(cls, path: Path) -> FollowerTable:
         return cls(load_trie(path.with_suffix(".marisa")), load_array(path.with_suffix(".counts.npy")),
                    load_array(path.with_suffix(".types.npy")))
 
@@ -121,17 +120,6 @@ class FollowerTable:
     def count(self, history: str, follower: str) -> int:
         kid = self.trie.get(history + SEP + follower)
         return 0 if kid is None else int(self.counts[kid])
-
-    def prob(self, history: str, follower: str) -> tuple[float, float]:
-        """(maximum-likelihood probability of ``follower``, Witten-Bell weight of this history)."""
-        total, types = self.history(history)
-        if not total:
-            return 0.0, 0.0
-        return self.count(history, follower) / total, total / (total + types)
-
-
-def log(x: float) -> float:
-    return math.log(x) if x > 0 else -1e9
 
 
 def witten_bell(table: FollowerTable, keys: list[str], base: dict[str, float], n: int,
