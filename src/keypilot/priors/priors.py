@@ -72,8 +72,7 @@ class Priors:
         _, word = trailing_latin(ctx)
         if word:
             out.corrections["EN"], info = self.english.correct(ctx, k)
-            in_lexicon = self.english.in_lexicon(word)
-            features[FEATURE_INDEX["word_in_lexicon"]] = in_lexicon
+            features[FEATURE_INDEX["word_in_lexicon"]] = self.english.in_lexicon(word)
             features[FEATURE_INDEX["word_is_prefix"]] = self.english.is_prefix(word)
             features[FEATURE_INDEX["correction_cost"]] = 1.0 if info["cost"] < 0 else min(1.0, info["cost"] / 3.0)
             features[FEATURE_INDEX["p_typo"]] = info["p_typo"]
