@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import subprocess
 import sys
@@ -247,12 +248,23 @@ def test_a_non_string_is_a_clear_error(priors: Priors) -> None:
 
 
 # -- build, files, loading -----------------------------------------------------------------------
-def test_build_is_deterministic_and_replaces_the_folder_atomically(built: Path) -> None:
+def test_build_is_deterministic_and_replaces_the_folder_atomically(built: Path, tmp_path: Path) -> None:
+    """A second build, in another interpreter with another string-hash seed, writes the same
+    bytes into the same folder, and leaves no temporary folder behind."""
     before = {p.name: p.read_bytes() for p in built.iterdir()}
-    build_priors(TRAIN, built, progress=False, en_words=5000, zh_words=30000)
+    records = tmp_path / "records.json"
+    records.write_text(json.dumps([vars(r) for r in TRAIN], ensure_ascii=False), encoding="utf-8")
+    script = textwrap.dedent(f"""
+        import json
+        from types import SimpleNamespace
+        from keypilot.priors import build_priors
+        records = [SimpleNamespace(**r) for r in json.load(open({str(records)!r}, encoding="utf-8"))]
+        build_priors(records, {str(built)!r}, progress=False, en_words=5000, zh_words=30000)
+    """)
+    subprocess.run([sys.executable, "-c", script], check=True, env={**os.environ, "PYTHONHASHSEED": "123"})
     after = {p.name: p.read_bytes() for p in built.iterdir()}
     assert before.keys() == after.keys() and all(before[name] == after[name] for name in before)
-    assert sorted(p.name for p in built.parent.iterdir()) == [PRIORS_DIR]  # no temporary folder left
+    assert sorted(p.name for p in built.parent.iterdir()) == [PRIORS_DIR]
 
 
 def test_load_errors_are_clear(tmp_path: Path, built: Path) -> None:

@@ -103,7 +103,7 @@ def build_chinese(texts: list[str], out: Path, *, targets: Counter | None = None
         general.setdefault(w, c * scale)
     kept = sorted(general, key=lambda w: (-general[w], w))[:max_words]
     words = set(kept) | set(train)
-    g_total = sum(general.get(w, 0.0) for w in words)
+    g_total = math.fsum(general.get(w, 0.0) for w in words)  # exact: the same whatever the set order
     t_total = sum(train.values())
     weight = t_total / (t_total + store.TRAIN_PRIOR_TOKENS)
     prob = {w: (1 - weight) * general.get(w, 0.0) / g_total + weight * train[w] / max(t_total, 1) for w in words}
