@@ -69,6 +69,19 @@ def _tokenizer_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _priors_build(args: argparse.Namespace) -> int:
+    from keypilot.data.format import read_records
+    from keypilot.priors import build_priors
+
+    train = args.data / "train.jsonl" if args.data.is_dir() else args.data
+    out = args.out or (args.data if args.data.is_dir() else args.data.parent) / "priors"
+    summary = build_priors(read_records(train, check_images=False), out)
+    for key, value in summary.items():
+        print(f"{key:>20}: {value}")
+    print(f"wrote {out}")
+    return 0
+
+
 def _info(args: argparse.Namespace) -> int:
     from keypilot.config import load_config
     from keypilot.info import print_model_info
@@ -240,6 +253,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--vocab-size", type=positive_int, default=32000)
     p.set_defaults(func=_tokenizer_train, output="out")
+
+    pri = sub.add_parser("priors", help="lexicons, pinyin IME, emoji and n-gram priors").add_subparsers(dest="priors_command", required=True)
+    p = pri.add_parser("build", help="build the priors from a training split and the installed word lists")
+    p.add_argument("--data", type=Path, required=True, help="data folder with train.jsonl, or a .jsonl file")
+    p.add_argument("--out", type=Path, default=None, help="priors folder (default: DATA/priors)")
+    p.set_defaults(func=_priors_build)
 
     p = sub.add_parser("info", help="parameters per component and model size")
     p.add_argument("--config", default="keypilot", help="a YAML file or a shipped config's name (tiny, keypilot)")

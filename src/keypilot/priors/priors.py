@@ -1,0 +1,119 @@
+"""``Priors``: load the built folder once, then ``propose`` at every keystroke.
+
+Torch-free: the query side needs only the standard library, numpy and marisa-trie.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from keypilot.priors import store
+from keypilot.priors.chinese import ChinesePriors
+from keypilot.priors.emojis import EmojiPriors
+from keypilot.priors.english import EnglishPriors
+from keypilot.priors.keystroke import FEATURE_INDEX, KeystrokePriors
+from keypilot.priors.symbols import NumberPriors, SymbolPriors
+from keypilot.priors.text import char_class, clean, last_char_class, trailing_latin, trailing_pinyin
+
+# Only the end of a long text matters to the next keystroke.
+MAX_CONTEXT = 256
+
+
+class Priors:
+    """The priors of one run folder (``RUN/priors``), for every language class."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.english = EnglishPriors(self.directory)
+        self.chinese = ChinesePriors(self.directory)
+        self.symbols = SymbolPriors(self.directory)
+        self.emoji = EmojiPriors(self.directory)
+        self.numbers = NumberPriors(self.directory)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> Priors:
+        """Load a folder written by ``build_priors``; a missing or foreign folder is a clear error."""
+        directory = Path(directory)
+        manifest = directory / "manifest.json"
+        if not manifest.is_file():
+            raise FileNotFoundError(f"{directory}: no priors here (no manifest.json); "
+                                    f"build them with `keypilot priors build --data DATA --out {directory}`")
+        version = store.load_json(manifest).get("format_version")
+        if version != store.FORMAT_VERSION:
+            raise ValueError(f"{manifest}: priors format {version}, this keypilot reads {store.FORMAT_VERSION}; "
+                             "rebuild them")
+        return cls(directory)
+
+    def in_ime_dictionary(self, word: str) -> bool:
+        """Is ``word`` a word of the pinyin IME's lexicon (so that a buffer can reach it)?"""
+        return isinstance(word, str) and self.chinese.in_dictionary(word)
+
+    def propose(self, context: str, k: int = 16, *, screen: Sequence[str] = ()) -> KeystrokePriors:
+        """Candidates per task and language and the router features for the text ``context``.
+
+        ``screen``: strings read from the screen (numbers among them become NUM candidates).
+        """
+        if not isinstance(context, str):
+            raise TypeError(f"context must be a str, not {type(context).__name__}")
+        k = max(1, int(k))
+        empty = not context.strip()
+        ctx = clean(context[-MAX_CONTEXT:])
+        out = KeystrokePriors()
+        features = out.features
+        features[FEATURE_INDEX["field_empty"]] = empty
+        cls = "space" if context[-1:].isspace() else last_char_class(ctx)
+        if cls:
+            features[FEATURE_INDEX[f"last_{cls}"]] = 1.0
+
+        _, word = trailing_latin(ctx)
+        if word:
+            out.corrections["EN"], info = self.english.correct(ctx, k)
+            features[FEATURE_INDEX["word_in_lexicon"]] = self.english.in_lexicon(word)
+            features[FEATURE_INDEX["word_is_prefix"]] = self.english.is_prefix(word)
+            features[FEATURE_INDEX["correction_cost"]] = 1.0 if info["cost"] < 0 else min(1.0, info["cost"] / 3.0)
+            features[FEATURE_INDEX["p_typo"]] = info["p_typo"]
+            features[FEATURE_INDEX["correction_confidence"]] = info["confidence"]
+        out.completions["EN"] = self.english.complete(ctx, k)
+
+        head, buffer = trailing_pinyin(ctx)
+        if buffer and self._pinyin_open(head, buffer):
+            out.pinyin_buffer = buffer
+            out.completions["ZH"] = self.chinese.ime(buffer, head, k)
+            features[FEATURE_INDEX["pinyin_open"]] = 1.0
+            features[FEATURE_INDEX["pinyin_after_cjk"]] = _after_chinese(head)
+            features[FEATURE_INDEX["ime_candidates"]] = bool(out.completions["ZH"])
+        elif ctx.rstrip() and _after_chinese(ctx):
+            out.completions["ZH"] = self.chinese.next_words(ctx, k)
+        if cls == "cjk":
+            out.corrections["ZH"], p_typo = self.chinese.correct(ctx, k)
+            features[FEATURE_INDEX["zh_p_typo"]] = p_typo
+
+        out.completions["SYM"] = self.symbols.complete(ctx, k)
+        out.completions["EMOJI"] = self.emoji.complete(ctx, k)
+        out.completions["NUM"] = self.numbers.complete(ctx, k, screen)
+        np.clip(features, 0.0, 1.0, out=features)
+        return out
+
+    def _pinyin_open(self, head: str, buffer: str) -> bool:
+        """Is the lowercase word at the caret a pinyin composing string? Yes when it can be
+        cut into syllables and follows Chinese text or nothing written in Latin letters, or
+        when it is made of whole syllables and is not an English word."""
+        if not self.chinese.is_buffer(buffer):
+            return False
+        if _after_chinese(head) or not any(c.isascii() and c.isalpha() for c in head[-16:]):
+            return True
+        return self.chinese.whole_syllables(buffer) and not self.english.in_lexicon(buffer)
+
+
+def _after_chinese(head: str) -> bool:
+    """Is the last letter before the caret (spaces, digits, symbols and emoji skipped) a Chinese
+    character, or is there no letter at all?"""
+    for ch in reversed(head[-32:]):
+        cls = char_class(ch)
+        if cls in ("cjk", "latin"):
+            return cls == "cjk"
+    return True

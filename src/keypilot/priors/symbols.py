@@ -1,0 +1,122 @@
+"""Punctuation and numbers.
+
+Symbols: every punctuation mark or symbol in the training texts is an event, remembered
+under three descriptions of the text before it, from specific to general:
+
+1. the last token and whether a space follows it (``latin:there``, ``cjk:吗``, ``digit``),
+2. the sentence so far: its first word when Latin (``is``, ``what``: questions), or its script,
+3. the class of the last character, a trailing space, the script of the message and whether
+   it is one token so far (a user name before ``@``).
+
+``P(s | text)`` interpolates the three (Witten-Bell) over the training unigram of symbols
+over a fixed inventory, so that the list is never empty.
+
+Numbers: strings on the screen that extend the typed digits (source ``screen``; the screen
+reader of issue #11 supplies them), numbers of the training texts with the typed prefix, and
+the cents of a typed amount (``37.5`` -> ``37.50``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from keypilot.priors import store
+from keypilot.priors.keystroke import PriorCandidate
+from keypilot.priors.store import FollowerTable
+from keypilot.priors.text import char_class, first_word_of_sentence, is_cjk_letter, last_char_class, tokens
+
+# Symbols a keyboard's symbol page offers, in a default order (the prior under the data).
+INVENTORY = tuple(".,!?'\"@#-:;()&%$*/_+=~，。？！、：；“”（）…·")
+_INVENTORY_PRIOR = {s: 0.5 ** (i / 4) / sum(0.5 ** (j / 4) for j in range(len(INVENTORY)))
+                    for i, s in enumerate(INVENTORY)}
+_NUMBER_TAIL = re.compile(r"\d[\d.,:\-/]*$")
+_NUMBER = re.compile(r"\d[\d.,:\-/]*\d|\d")
+
+
+def describe(text: str) -> tuple[str, str, str]:
+    """The three histories of a symbol typed after ``text`` (most specific first)."""
+    cls = last_char_class(text)
+    stripped = text.rstrip()
+    space = "_" if len(stripped) < len(text) else ""
+    toks = tokens(stripped[-40:])
+    last = toks[-1] if toks else ""
+    if last[:1].isdigit():
+        last = "0"  # any number
+    last = last[:16]
+    script = "zh" if any(is_cjk_letter(c) for c in text[-64:]) else "en"
+    first = first_word_of_sentence(stripped)
+    shape = "one" if stripped and not any(c.isspace() for c in stripped[-40:]) else "many"  # one token: a handle?
+    return (f"t:{last}{space}", f"s:{first or script}:{last_char_class(stripped)}", f"c:{cls}{space}:{script}:{shape}")
+
+
+class SymbolPriors:
+    """Query side. Files: ``sym_ngram.*`` (symbol counts under each history; ``""`` = unigram)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.table = FollowerTable.load(Path(directory) / "sym_ngram")
+        # The training unigram over the inventory does not depend on the text: done once.
+        self.base = dict(store.witten_bell(self.table, [""], _INVENTORY_PRIOR, 1 << 30))
+
+    def complete(self, context: str, k: int) -> list[PriorCandidate]:
+        ranked = store.witten_bell(self.table, list(reversed(describe(context))), self.base, k)
+        return [PriorCandidate(s, math.log(p), "symbol") for s, p in ranked if p > 0]
+
+
+def build_symbols(texts: list[str], out: Path) -> dict:
+    counts: dict[str, Counter] = {"": Counter()}
+    events = 0
+    for text in texts:
+        for i, ch in enumerate(text):
+            if char_class(ch) != "symbol":
+                continue
+            events += 1
+            counts[""][ch] += 1
+            for key in describe(text[:i]):
+                counts.setdefault(key, Counter())[ch] += 1
+    FollowerTable.build(counts, out / "sym_ngram", max_followers=32)
+    return {"sym_events": events, "sym_histories": len(counts)}
+
+
+class NumberPriors:
+    """Query side. Files: ``num_ngram.*`` (numbers of the training texts under ``""``)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.table = FollowerTable.load(Path(directory) / "num_ngram")
+
+    def complete(self, context: str, k: int, screen: Sequence[str] = ()) -> list[PriorCandidate]:
+        match = _NUMBER_TAIL.search(context[-32:])
+        typed = match.group() if match else ""
+        weights: dict[tuple[str, str], float] = {}
+        for text in screen:
+            for number in _NUMBER.findall(text):
+                if number.startswith(typed) and number != typed:
+                    weights[(number, "screen")] = weights.get((number, "screen"), 0.0) + 4.0
+        if typed:
+            for number, n in self.table.followers("", typed, limit=64):
+                if number != typed:
+                    weights[(number, "number")] = weights.get((number, "number"), 0.0) + n
+            whole, dot, cents = typed.partition(".")
+            if dot and len(cents) < 2 and whole.isdigit() and (not cents or cents.isdigit()):
+                weights[(typed + "0" * (2 - len(cents)), "number")] = weights.get((typed + "0" * (2 - len(cents)), "number"), 0.0) + 1.0
+        if not weights:
+            return []
+        total = sum(weights.values())
+        ranked = sorted(weights.items(), key=lambda kv: (-kv[1], kv[0]))
+        out, seen = [], set()
+        for (number, source), w in ranked:
+            if number not in seen:
+                seen.add(number)
+                out.append(PriorCandidate(number, math.log(w / total), source))
+        return out[:k]
+
+
+def build_numbers(texts: list[str], out: Path) -> dict:
+    numbers: Counter[str] = Counter()
+    for text in texts:
+        numbers.update(_NUMBER.findall(text))
+    FollowerTable.build({"": numbers}, out / "num_ngram", max_followers=20000)
+    return {"num_numbers": len(numbers)}

@@ -1,0 +1,301 @@
+"""The priors: built from a tiny training split with small lexicons (seconds), then queried
+the way a keyboard does at every keystroke."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from keypilot.labels import LAYOUTS
+from keypilot.priors import FEATURE_NAMES, NUM_FEATURES, PRIORS_DIR, KeystrokePriors, Priors, build_priors
+
+SOURCES = {"edit", "lexicon", "ngram", "pinyin", "homophone", "emoji", "symbol", "number", "screen"}
+
+
+def _r(context: str, task: str, target: str) -> SimpleNamespace:
+    return SimpleNamespace(context=context, task=task, target=target)
+
+
+TRAIN = [
+    _r("Hello Teresa, I wan", "auto_completion", "wanted"),
+    _r("Hello Teresa, I wanted to ", "auto_completion", "ask"),
+    _r("See you tomo", "auto_completion", "tomorrow"),
+    _r("ok see you ", "auto_completion", "tomorrow"),
+    _r("sure, see you ", "auto_completion", "tomorrow"),
+    _r("Is it raining", "auto_completion", "?"),
+    _r("Are you coming", "auto_completion", "?"),
+    _r("Is he there", "auto_completion", "?"),
+    _r("Hey Kenneth", "auto_completion", ","),
+    _r("My email is tom@", "auto_completion", "gmail.com"),
+    _r("haha 😂", "auto_completion", "😂"),
+    _r("so cute ", "auto_completion", "😍"),
+    _r("Thanks for the coffe", "error_correction", "coffee"),
+    _r("我们明天jian", "auto_completion", "见"),
+    _r("王总，您好！ganxienin", "auto_completion", "感谢您"),
+    _r("谢谢你的yusan", "auto_completion", "雨伞"),
+    _r("我们谈论这个得", "error_correction", "的"),
+    _r("明天见，陆上", "error_correction", "路上"),
+    _r("我到了", "auto_completion", "。"),
+    _r("好的", "auto_completion", "，"),
+    _r("你什么时候到", "auto_completion", "？"),
+    _r("37.5", "auto_completion", "37.50"),
+    _r("", "suggestion", "Sure, see you then!"),
+]
+
+BAD_INPUTS = {
+    "empty": "",
+    "spaces": "   \n\t ",
+    "10k characters": ("Hello wrld 你好 😂 123 " * 600)[:10_000],
+    "mixed scripts": "Hola мир 你好 world مرحبا שלום こんにちは 안녕 niha",
+    "emoji only": "😂👍🏻❤️‍🔥🇨🇳👨‍👩‍👧‍👦",
+    "digits only": "0123456789" * 3,
+    "control characters": "hel\x00lo\x07 wo\x1brld\x7f\r\n\x0c",
+    "lone surrogates": "abc\ud800def\udfff",
+    "odd unicode": "e\u0301\u200b\u200e\u202e\ufeff\U0010ffff\ufffd\u0000\uffff\U000e0001",
+    "full-width": "ＡＢＣ１２３，。！",
+    "apostrophes only": "'''’’",
+    "pinyin-like junk": "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz",
+    "long cjk": "我" * 500,
+}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run") / PRIORS_DIR
+    summary = build_priors(TRAIN, out, progress=False, en_words=5000, zh_words=30000)
+    assert summary["records"] == len(TRAIN) and summary["bytes"] > 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def priors(built: Path) -> Priors:
+    return Priors.load(built)
+
+
+def _texts(candidates) -> list[str]:
+    return [c.text for c in candidates]
+
+
+def _check_well_formed(out: KeystrokePriors) -> None:
+    assert isinstance(out, KeystrokePriors)
+    assert out.features.shape == (NUM_FEATURES,) and out.features.dtype == np.float32
+    assert np.all(np.isfinite(out.features)) and out.features.min() >= 0 and out.features.max() <= 1
+    for lists in (out.corrections, out.completions):
+        assert set(lists) <= set(LAYOUTS)
+        for candidates in lists.values():
+            assert len(candidates) == len(set(_texts(candidates)))
+            assert sum(math.exp(c.logp) for c in candidates) <= 1 + 1e-6
+            for c in candidates:
+                assert c.text and c.source in SOURCES and math.isfinite(c.logp) and c.logp <= 1e-9
+                c.text.encode("utf-8")  # no lone surrogates
+                assert all(ch.isprintable() or ch in "\u200d\ufe0f\u20e3" for ch in c.text)
+    assert isinstance(out.pinyin_buffer, str)
+
+
+# -- English -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("context, want", [
+    ("I don'r", "don't"),
+    ("Pretty gud", "good"),
+    ("Thsnks", "Thanks"),  # the user's capital is kept
+    ("THSNKS", "THANKS"),
+    ("I will see you tomorow", "tomorrow"),
+    ("Thanks for the coffe", "coffee"),
+])
+def test_english_corrections(priors: Priors, context: str, want: str) -> None:
+    out = priors.propose(context)
+    assert want in _texts(out.corrections["EN"])[:5]
+    assert all(c.source == "edit" for c in out.corrections["EN"])
+    assert out.feature("p_typo") > 0.5
+
+
+def test_a_correct_word_is_probably_not_a_typo(priors: Priors) -> None:
+    out = priors.propose("I want")
+    assert out.feature("word_in_lexicon") == 1 and out.feature("p_typo") < 0.5
+
+
+def test_english_completions_keep_the_users_case(priors: Priors) -> None:
+    assert {"want", "wanted"} & set(_texts(priors.propose("Hello Teresa, I wan").completions["EN"])[:5])
+    capital = _texts(priors.propose("Bu").completions["EN"])
+    assert "But" in capital[:5] and all(w.startswith("Bu") for w in capital)
+    assert all(w.isupper() for w in _texts(priors.propose("THA").completions["EN"]))
+
+
+def test_next_word_comes_from_the_training_ngram(priors: Priors) -> None:
+    out = priors.propose("See you ")
+    assert _texts(out.completions["EN"])[0] == "tomorrow"
+    assert out.completions["EN"][0].source == "ngram"
+    assert "gmail.com" in _texts(priors.propose("write to ann@gm").completions["EN"])
+
+
+# -- Chinese -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("context, buffer, want", [
+    ("我们明天jian", "jian", "见"),  # after Chinese text
+    ("ganxie", "ganxie", "感谢"),  # full pinyin, field start
+    ("今天jintia", "jintia", "今天"),  # last syllable still being typed
+    ("zf", "zf", "做法"),  # initials only
+    ("不好意思buhys", "buhys", "不好意思"),  # a mix
+    ("去xi'an", "xi'an", "西安"),  # an apostrophe separates syllables
+    ("王总，您好！ganxienin", "ganxienin", "感谢您"),  # a training target joins the lexicon
+])
+def test_pinyin_buffers(priors: Priors, context: str, buffer: str, want: str) -> None:
+    out = priors.propose(context)
+    assert out.pinyin_buffer == buffer
+    assert want in _texts(out.completions["ZH"])[:5]
+    assert out.feature("pinyin_open") == 1 and out.feature("ime_candidates") == 1
+    assert priors.in_ime_dictionary(want)
+
+
+def test_a_long_buffer_becomes_a_sentence(priors: Priors) -> None:
+    out = priors.propose("woxianghuijia")
+    assert out.pinyin_buffer == "woxianghuijia" and _texts(out.completions["ZH"])[0] == "我想回家"
+    assert not priors.in_ime_dictionary("我想回家")  # composed from 我想 + 回家, not a lexicon word
+
+
+def test_english_words_are_not_pinyin_buffers(priors: Priors) -> None:
+    out = priors.propose("I said hello")
+    assert out.pinyin_buffer == "" and not out.completions.get("ZH")
+    assert out.feature("pinyin_open") == 0
+    assert priors.propose("我们明天jian").feature("pinyin_after_cjk") == 1
+
+
+@pytest.mark.parametrize("context, want", [("我们谈论这个得", "的"), ("明天见，陆上", "路上"), ("那很号", "好")])
+def test_homophone_corrections(priors: Priors, context: str, want: str) -> None:
+    out = priors.propose(context)
+    assert want in _texts(out.corrections["ZH"])[:5]
+    assert all(c.source == "homophone" and len(c.text) <= 3 for c in out.corrections["ZH"])
+
+
+def test_next_word_after_chinese_text(priors: Priors) -> None:
+    out = priors.propose("我们明天")
+    assert out.completions["ZH"] and all(c.source == "ngram" for c in out.completions["ZH"])
+
+
+def test_in_ime_dictionary(priors: Priors) -> None:
+    assert priors.in_ime_dictionary("感谢") and priors.in_ime_dictionary("见")
+    assert not priors.in_ime_dictionary("感谢你们大家好") and not priors.in_ime_dictionary("hello")
+    assert not priors.in_ime_dictionary(None)  # type: ignore[arg-type]
+
+
+# -- symbols, emoji, numbers ---------------------------------------------------------------------
+def test_emoji_keywords_in_english_and_chinese(priors: Priors) -> None:
+    assert "🍕" in _texts(priors.propose("Want some pizza").completions["EMOJI"])[:5]
+    assert "🎂" in _texts(priors.propose("祝你生日快乐").completions["EMOJI"])[:5]
+
+
+def test_emoji_already_in_the_text_come_first(priors: Priors) -> None:
+    assert _texts(priors.propose("haha 😂").completions["EMOJI"])[0] == "😂"
+    assert _texts(priors.propose("在的❤️‍🔥").completions["EMOJI"])[0] == "❤️‍🔥"
+    assert len(priors.propose("").completions["EMOJI"]) == 16  # a default order when nothing is known
+
+
+def test_symbols_follow_what_precedes(priors: Priors) -> None:
+    assert "?" in _texts(priors.propose("Is she there").completions["SYM"])[:3]
+    assert {"。", "，"} & set(_texts(priors.propose("我到家了").completions["SYM"])[:3])
+
+
+def test_numbers_from_the_screen_and_amounts(priors: Priors) -> None:
+    out = priors.propose("48", screen=["Your code is 482913. Do not share it."])
+    assert out.completions["NUM"][0].text == "482913" and out.completions["NUM"][0].source == "screen"
+    assert "37.50" in _texts(priors.propose("37.5").completions["NUM"])
+
+
+# -- features ------------------------------------------------------------------------------------
+def test_feature_vector(priors: Priors) -> None:
+    assert len(FEATURE_NAMES) == NUM_FEATURES <= 16 and len(set(FEATURE_NAMES)) == NUM_FEATURES
+    empty = priors.propose("")
+    assert empty.feature("field_empty") == 1 and empty.features[1:7].sum() == 0
+    assert priors.propose("hello ").feature("last_space") == 1
+    assert priors.propose("hello").feature("last_latin") == 1
+    assert priors.propose("你好").feature("last_cjk") == 1
+    assert priors.propose("12").feature("last_digit") == 1
+    assert priors.propose("ok 😂").feature("last_emoji") == 1
+    assert priors.propose("ok!").feature("last_symbol") == 1
+    typo = priors.propose("Pretty gud")
+    assert 0 < typo.feature("correction_cost") < 1 and typo.feature("correction_confidence") > 0
+    assert priors.propose("我们谈论这个得").feature("zh_p_typo") > priors.propose("我们谈论这个的").feature("zh_p_typo")
+    assert priors.propose("你好").feature("zh_p_typo") < 0.5
+
+
+# -- bad input -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(BAD_INPUTS))
+def test_bad_input_never_crashes(priors: Priors, name: str) -> None:
+    _check_well_formed(priors.propose(BAD_INPUTS[name]))
+    _check_well_formed(priors.propose(BAD_INPUTS[name], k=1))
+
+
+def test_random_text_never_crashes(priors: Priors) -> None:
+    rng = random.Random(0)
+    pool = (list("abcdefghijklmnopqrstuvwxyzABCXYZ'’ .,!?@#0123456789") + list("我们你好的了是在吗呢见感谢")
+            + ["😂", "👍🏻", "❤️", "\u200d", "\ufe0f", "\u0301", "\x00", "\x1b", "\ud800", "\u202e", "ｈ", "١", "\n"])
+    for _ in range(300):
+        text = "".join(rng.choice(pool) for _ in range(rng.randint(0, 30)))
+        _check_well_formed(priors.propose(text))
+
+
+def test_a_non_string_is_a_clear_error(priors: Priors) -> None:
+    with pytest.raises(TypeError, match="context must be a str"):
+        priors.propose(None)  # type: ignore[arg-type]
+
+
+# -- build, files, loading -----------------------------------------------------------------------
+def test_build_is_deterministic_and_replaces_the_folder_atomically(built: Path, tmp_path: Path) -> None:
+    """A second build, in another interpreter with another string-hash seed, writes the same
+    bytes into the same folder, and leaves no temporary folder behind."""
+    before = {p.name: p.read_bytes() for p in built.iterdir()}
+    records = tmp_path / "records.json"
+    records.write_text(json.dumps([vars(r) for r in TRAIN], ensure_ascii=False), encoding="utf-8")
+    script = textwrap.dedent(f"""
+        import json
+        from types import SimpleNamespace
+        from keypilot.priors import build_priors
+        records = [SimpleNamespace(**r) for r in json.load(open({str(records)!r}, encoding="utf-8"))]
+        build_priors(records, {str(built)!r}, progress=False, en_words=5000, zh_words=30000)
+    """)
+    subprocess.run([sys.executable, "-c", script], check=True, env={**os.environ, "PYTHONHASHSEED": "123"})
+    after = {p.name: p.read_bytes() for p in built.iterdir()}
+    assert before.keys() == after.keys() and all(before[name] == after[name] for name in before)
+    assert sorted(p.name for p in built.parent.iterdir()) == [PRIORS_DIR]
+
+
+def test_load_errors_are_clear(tmp_path: Path, built: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="keypilot priors build"):
+        Priors.load(tmp_path / "nowhere")
+    foreign = tmp_path / "old"
+    foreign.mkdir()
+    (foreign / "manifest.json").write_text(json.dumps({"format_version": 0}))
+    with pytest.raises(ValueError, match="rebuild"):
+        Priors.load(foreign)
+
+
+def test_query_side_is_light(built: Path) -> None:
+    """A fresh interpreter answers keystrokes without torch or any build-time library."""
+    script = textwrap.dedent(f"""
+        import json, sys
+        from keypilot.priors import Priors
+        priors = Priors.load({str(built)!r})
+        out = priors.propose("我们明天jian")
+        heavy = ("torch", "jieba", "pypinyin", "wordfreq", "symspellpy", "emoji")
+        print(json.dumps({{"loaded": sorted(m for m in heavy if m in sys.modules), "buffer": out.pinyin_buffer}}))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"loaded": [], "buffer": "jian"}
+
+
+def test_cli_builds_next_to_the_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from keypilot.cli import build_parser
+
+    args = build_parser().parse_args(["priors", "build", "--data", str(tmp_path / "data")])
+    assert args.func.__name__ == "_priors_build" and args.out is None
+    with pytest.raises(Exception, match="data"):
+        args.func(args)  # no such data: the record reader's error, nothing written
+    assert not (tmp_path / "data" / "priors").exists()
