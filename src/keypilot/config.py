@@ -134,7 +134,8 @@ class TrainingConfig:
     grad_clip: float = 1.0
     mixed_precision: str = "auto"
     compile: bool = False
-    num_workers: int = 2
+    num_workers: int | str = "auto"  # auto: from the cores and the data path (train/data.py)
+    data_cache: bool = True  # the preprocessed shard cache beside the data set (data/cache.py)
     log_every: int = 20
     eval_every: int = 1000
     save_every: int = 1000

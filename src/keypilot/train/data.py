@@ -1,17 +1,19 @@
-"""How a run gets its batches: the tokenizer, a seeded resumable sampler sharded by rank, the loaders."""
+"""How a run gets its batches: the tokenizer, the dataset (shard cache or decoded screenshots), a seeded
+resumable sampler sharded by rank, the loaders."""
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
-from keypilot.config import TrainingConfig
+from keypilot.config import ConfigError, TrainingConfig
 from keypilot.train.checkpoint import atomic_write_text
 from keypilot.train.distributed import DistInfo, barrier
 
@@ -54,17 +56,58 @@ def prepare_tokenizer(data_dir: Path, run_dir: Path, vocab_size: int, info: Dist
     return tokenizer
 
 
-def build_loader(records: list, tokenizer: KeyPilotTokenizer, config: dict, cfg: TrainingConfig, sampler: ShardedBatchSampler,
-                 device: torch.device) -> DataLoader:
-    from keypilot.data.dataset import KeyPilotDataset, collate
+def resolve_workers(num_workers: int | str, cached: bool, device: torch.device) -> int:
+    """``training.num_workers`` -> a worker count; ``auto`` decides from the cores and the data path.
 
-    model_cfg = config["model"]
-    dataset = KeyPilotDataset(records, tokenizer, image_height=model_cfg["image_height"],
-                              image_width=model_cfg["image_width"], max_context_tokens=model_cfg["max_context_tokens"],
-                              max_target_tokens=model_cfg["max_target_tokens"])
-    workers = cfg.num_workers
+    A cached batch is a few array slices (well under 1% of a CPU step): on a CPU run, worker
+    processes would only take cores from the model, so it is loaded in-process. On a GPU the
+    cores are free, and 2 workers hide the slicing and the pinned copy. Without the cache
+    every sample is a PNG/JPEG decode: half the cores decode (at least one worker).
+    """
+    if num_workers != "auto":
+        if not isinstance(num_workers, int) or num_workers < 0:
+            raise ConfigError(f"training.num_workers: expected auto or a count >= 0, got {num_workers!r}")
+        return num_workers
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if cached:
+        return 0 if device.type == "cpu" else min(2, cores)
+    return max(1, min(8, cores // 2))
+
+
+def build_dataset(records: list, tokenizer: KeyPilotTokenizer, config: dict, cfg: TrainingConfig, *,
+                  split: str, cache_root: Path | None, fallback_root: Path | None = None) -> Dataset:
+    """The dataset of ``records``: the shard cache under ``cache_root`` (built on first use) when
+    ``training.data_cache`` is on, else screenshots decoded per sample (``KeyPilotDataset``).
+
+    A ``cache_root`` that cannot be written (a read-only data set) falls back to ``fallback_root``.
+    """
+    from keypilot.data.cache import CacheUnavailable, CachedDataset, ensure_cache
+    from keypilot.data.dataset import KeyPilotDataset
+
+    m = config["model"]
+    sizes = {"height": m["image_height"], "width": m["image_width"], "max_context_tokens": m["max_context_tokens"],
+             "max_target_tokens": m["max_target_tokens"]}
+    if cfg.data_cache and cache_root is not None:
+        for root in (cache_root, fallback_root):
+            if root is None:
+                continue
+            try:
+                return CachedDataset(records, ensure_cache(records, tokenizer, root, split=split, **sizes))
+            except CacheUnavailable as err:
+                logger.warning(f"{err}" + (f"; trying {fallback_root}" if root == cache_root and fallback_root else ""))
+        logger.warning("no data cache: screenshots are decoded per sample")
+    return KeyPilotDataset(records, tokenizer, image_height=sizes["height"], image_width=sizes["width"],
+                           max_context_tokens=sizes["max_context_tokens"], max_target_tokens=sizes["max_target_tokens"])
+
+
+def build_loader(dataset: Dataset, cfg: TrainingConfig, sampler: ShardedBatchSampler, device: torch.device) -> DataLoader:
+    from keypilot.data.cache import CachedDataset, as_batch
+    from keypilot.data.dataset import collate
+
+    cached = isinstance(dataset, CachedDataset)
+    workers = resolve_workers(cfg.num_workers, cached, device)
     return DataLoader(
-        dataset, batch_sampler=sampler, collate_fn=collate, num_workers=workers,
+        dataset, batch_sampler=sampler, collate_fn=as_batch if cached else collate, num_workers=workers,
         pin_memory=device.type == "cuda", persistent_workers=workers > 0, prefetch_factor=4 if workers else None,
         # Worker seeds come from this generator, not from the global torch RNG: creating an
         # iterator then leaves the dropout stream untouched, which exact resume relies on.

@@ -39,7 +39,7 @@ from keypilot.train.checkpoint import (
     save_checkpoint,
     save_weights,
 )
-from keypilot.train.data import ShardedBatchSampler, TokenizerTooLarge, build_loader, prepare_tokenizer
+from keypilot.train.data import ShardedBatchSampler, TokenizerTooLarge, build_dataset, build_loader, prepare_tokenizer
 from keypilot.train.distributed import (
     DistInfo,
     all_gather_objects,
@@ -343,12 +343,15 @@ def _train(config: dict, data_dir: Path, run_dir: Path, resume: bool, skip_bad: 
 
     sampler = ShardedBatchSampler(len(train_records), cfg.batch_size, seed=cfg.seed,
                                   rank=info.rank, world_size=info.world_size)
-    train_loader = build_loader(train_records, tokenizer, config, cfg, sampler, device)
+    cache_roots = {"cache_root": data_dir / ".cache", "fallback_root": run_dir / "data-cache"}
+    train_data = build_dataset(train_records, tokenizer, config, cfg, split="train", **cache_roots)
+    train_loader = build_loader(train_data, cfg, sampler, device)
     val_loader = None
     if val_records:
         val_sampler = ShardedBatchSampler(len(val_records), cfg.batch_size, shuffle=False, pad=False,
                                           rank=info.rank, world_size=info.world_size)
-        val_loader = build_loader(val_records, tokenizer, config, cfg, val_sampler, device)
+        val_data = build_dataset(val_records, tokenizer, config, cfg, split="val", **cache_roots)
+        val_loader = build_loader(val_data, cfg, val_sampler, device)
     train_model = wrap_ddp(model, info, device)
     if cfg.compile:
         train_model = torch.compile(train_model)
