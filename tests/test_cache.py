@@ -13,7 +13,7 @@ from conftest import shared_data, write_config
 
 from keypilot.config import load_config, parse_config
 from keypilot.data import cache
-from keypilot.data.cache import CacheUnavailable, CachedDataset, cache_key, ensure_cache
+from keypilot.data.cache import CachedDataset, CacheUnavailable, cache_key, ensure_cache
 from keypilot.data.dataset import KeyPilotDataset, collate
 from keypilot.data.format import read_records
 from keypilot.tokenizer import KeyPilotTokenizer
@@ -36,7 +36,7 @@ def test_every_letterboxed_byte_survives_the_uint8_round_trip():
 
 
 def test_a_training_step_batch_is_identical_with_and_without_the_cache(data, tmp_path):
-    folder, records, tok = data
+    _, records, tok = data
     prior = np.random.default_rng(0).random((len(records), 3), dtype=np.float32)  # an extra per-record array
     decoded = KeyPilotDataset(records, tok, image_height=H, image_width=W, max_context_tokens=L, max_target_tokens=T,
                               extra={"prior": prior})

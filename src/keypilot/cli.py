@@ -63,7 +63,9 @@ def _serve(args: argparse.Namespace) -> int:
 def _bench_train(args: argparse.Namespace) -> int:
     from keypilot.train.bench import print_bench_train
 
-    return print_bench_train(args.config, batch_size=args.batch_size, steps=args.steps, device=args.device)
+    return print_bench_train(args.config, batch_size=args.batch_size, steps=args.steps, device=args.device,
+                             data=args.data, compare=args.compare, old_path=args.old_path, as_json=args.json,
+                             profile=args.profile)
 
 
 def _bench_serve(args: argparse.Namespace) -> int:
@@ -183,10 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_serve)
 
     bench = sub.add_parser("bench", help="speed measurements").add_subparsers(dest="bench_command", required=True)
-    p = bench.add_parser("train", help="training samples/s (forward + backward + step) at a config's batch size")
+    p = bench.add_parser("train", help="training samples/s and where a step's time goes (data, forward, backward, optimizer)")
     p.add_argument("--config", type=Path, action="append", default=None, help="repeatable (default: tiny and keypilot)")
+    p.add_argument("--data", type=Path, default=None, help="data set folder: the run's own loader (default: a synthetic batch)")
+    p.add_argument("--old-path", action="store_true", help="the step before the shard cache (decoded screenshots, fp32...)")
+    p.add_argument("--compare", action="store_true", help="the old and the new path side by side, and their ratio")
     p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--steps", type=int, default=5, help="timed steps, after 2 untimed ones")
+    p.add_argument("--steps", type=int, default=10, help="timed steps, after untimed warm-up ones")
+    p.add_argument("--profile", type=int, default=0, metavar="N", help="also the torch profiler's top N operators")
+    p.add_argument("--json", action="store_true", help="the figures as JSON")
     p.add_argument("--device", default=None)
     p.set_defaults(func=_bench_train)
     p = bench.add_parser("serve", help="load test: concurrent typing clients against the HTTP API on loopback")

@@ -133,7 +133,8 @@ class TrainingConfig:
     epochs: int = 100
     grad_clip: float = 1.0
     mixed_precision: str = "auto"
-    compile: bool = False
+    compile: bool | str = "auto"  # auto, true, false: train/perf.py
+    channels_last: bool | str = "auto"
     num_workers: int | str = "auto"  # auto: from the cores and the data path (train/data.py)
     data_cache: bool = True  # the preprocessed shard cache beside the data set (data/cache.py)
     log_every: int = 20

@@ -81,7 +81,7 @@ def build_dataset(records: list, tokenizer: KeyPilotTokenizer, config: dict, cfg
 
     A ``cache_root`` that cannot be written (a read-only data set) falls back to ``fallback_root``.
     """
-    from keypilot.data.cache import CacheUnavailable, CachedDataset, ensure_cache
+    from keypilot.data.cache import CachedDataset, CacheUnavailable, ensure_cache
     from keypilot.data.dataset import KeyPilotDataset
 
     m = config["model"]

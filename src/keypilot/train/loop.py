@@ -39,7 +39,13 @@ from keypilot.train.checkpoint import (
     save_checkpoint,
     save_weights,
 )
-from keypilot.train.data import ShardedBatchSampler, TokenizerTooLarge, build_dataset, build_loader, prepare_tokenizer
+from keypilot.train.data import (
+    ShardedBatchSampler,
+    TokenizerTooLarge,
+    build_dataset,
+    build_loader,
+    prepare_tokenizer,
+)
 from keypilot.train.distributed import (
     DistInfo,
     all_gather_objects,
@@ -49,8 +55,20 @@ from keypilot.train.distributed import (
     setup_distributed,
     wrap_ddp,
 )
-from keypilot.train.monitor import LOSS_KEYS, RunLog, reduce_means, setup_console_logging
+from keypilot.train.monitor import (
+    LOSS_KEYS,
+    RunLog,
+    reduce_means,
+    setup_console_logging,
+)
 from keypilot.train.optim import build_optimizer, build_scheduler
+from keypilot.train.perf import (
+    autocast_dtype,
+    image_to_device,
+    prepare_model,
+    use_channels_last,
+    use_compile,
+)
 
 logger = logging.getLogger("keypilot.train")
 
@@ -88,9 +106,15 @@ class Context:
     val_loader: DataLoader | None
     log: RunLog
     last_saved_step: int = -1
+    channels_last: bool = False
 
     def autocast(self) -> contextlib.AbstractContextManager:
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+
+    def to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+        batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+        batch["image"] = image_to_device(batch["image"], self.device, self.channels_last)
+        return batch
 
 
 def forward_loss(model: nn.Module, criterion: nn.Module, batch: dict[str, Any],
@@ -132,7 +156,7 @@ def train_epoch(model: nn.Module, criterion: nn.Module, loader: DataLoader, opti
         step_start = state.batch - state.batch % cfg.grad_accum_steps
         micro_batches = min(cfg.grad_accum_steps, batches_per_epoch - step_start)
         last_micro = state.batch + 1 == step_start + micro_batches
-        batch = {k: v.to(ctx.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+        batch = ctx.to_device(batch)
 
         # Gradients are all-reduced on the last micro-batch of a step only.
         sync = contextlib.nullcontext() if last_micro or not ctx.dist.is_distributed else model.no_sync()
@@ -208,7 +232,7 @@ def evaluate(model: nn.Module, criterion: nn.Module, loader: DataLoader, ctx: Co
     names = ("samples", "task_acc", "layout_acc", "token_top1", "token_top5", "first_tokens", "token_acc", "tokens")
     sums = {key: torch.zeros((), device=ctx.device) for key in names + LOSS_KEYS}
     for batch in loader:
-        batch = {k: v.to(ctx.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+        batch = ctx.to_device(batch)
         with ctx.autocast():
             _, losses, outputs = forward_loss(model, criterion, batch, ctx.cfg.roi_mask_weight)
         tokens = batch["target_tokens"]
@@ -270,17 +294,6 @@ def save_training_state(ctx: Context, optimizer: torch.optim.Optimizer, schedule
 # Set-up ------------------------------------------------------------------------------------
 
 
-def autocast_dtype(mode: str, device: torch.device) -> torch.dtype | None:
-    """``training.mixed_precision`` -> autocast dtype; None is fp32 (always on CPU)."""
-    if mode not in ("auto", "bf16", "fp16", "fp32"):
-        raise ConfigError(f"training.mixed_precision: expected auto, bf16, fp16 or fp32, got {mode!r}")
-    if device.type != "cuda" or mode == "fp32":
-        return None
-    if mode == "bf16" or (mode == "auto" and torch.cuda.is_bf16_supported()):
-        return torch.bfloat16
-    return torch.float16
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -325,7 +338,8 @@ def _train(config: dict, data_dir: Path, run_dir: Path, resume: bool, skip_bad: 
     logger.info(f"data: {len(train_records)} train, {len(val_records)} val records"
                 + (f" ({skipped} bad ones skipped)" if skipped else "") + f"; {info.world_size} process(es) on {device}")
 
-    model = KeyPilotModel.from_config(config).to(device)
+    channels_last = use_channels_last(cfg.channels_last, device)
+    model = prepare_model(KeyPilotModel.from_config(config).to(device), channels_last)
     criterion = KeyPilotLoss(**config["training"]["loss"])
     optimizer = build_optimizer(model, cfg, device)
     scheduler = build_scheduler(optimizer, cfg)
@@ -353,12 +367,12 @@ def _train(config: dict, data_dir: Path, run_dir: Path, resume: bool, skip_bad: 
         val_data = build_dataset(val_records, tokenizer, config, cfg, split="val", **cache_roots)
         val_loader = build_loader(val_data, cfg, val_sampler, device)
     train_model = wrap_ddp(model, info, device)
-    if cfg.compile:
+    if use_compile(cfg.compile, device):
         train_model = torch.compile(train_model)
 
     log = RunLog(run_dir, info, start_step=state.step, max_steps=cfg.max_steps, resumed=checkpoint is not None)
     ctx = Context(config, cfg, run_dir, info, device, amp_dtype, model, sampler, val_loader, log,
-                  last_saved_step=state.step if checkpoint is not None else -1)
+                  last_saved_step=state.step if checkpoint is not None else -1, channels_last=channels_last)
     if checkpoint is not None:
         # Last, so that nothing above (model init, loaders) moves the streams after the restore.
         rng = checkpoint["rng"]

@@ -1,0 +1,91 @@
+"""How a training step runs fast on the machine at hand, decided once per run from the config.
+
+Each ``auto`` below is what measured faster on the machines this project has (numbers in
+docs/training.md); an explicit value in the config always wins.
+
+- ``mixed_precision``: bf16 autocast on a GPU that has bf16 (else fp16 + GradScaler). On a
+  CPU, fp32 unless the config asks for ``bf16``: see ``autocast_dtype``.
+- ``channels_last``: NHWC convolutions. See ``use_channels_last``.
+- ``compile``: ``torch.compile`` of the model. See ``use_compile``.
+- AdamW: the fused kernel, on CPU and GPU alike (one pass over each parameter instead of a
+  dozen elementwise ops per tensor; on the tiny config it took the optimizer from ~40 ms to
+  ~8 ms a step on 2 cores, the embedding tables being most of its parameters).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from keypilot.config import ConfigError
+
+SWITCHES = ("auto", True, False)
+
+
+def _check_switch(name: str, value: object) -> None:
+    if value not in SWITCHES or isinstance(value, int) and not isinstance(value, bool):
+        raise ConfigError(f"training.{name}: expected auto, true or false, got {value!r}")
+
+
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX: the CPU multiplies bf16 in hardware (oneDNN then runs bf16 kernels)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            flags = fh.read()
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
+def autocast_dtype(mode: str, device: torch.device) -> torch.dtype | None:
+    """``training.mixed_precision`` -> autocast dtype; None is fp32.
+
+    ``auto``: bf16 on a GPU that supports it, else fp16; fp32 on a CPU. Measured on a Zen 4
+    CPU with AVX512-BF16 (2 cores), bf16 autocast was slower than fp32 for both configs: the
+    model is made of small depthwise/1 x 1 convolutions and narrow matrices whose casts cost
+    more than the bf16 arithmetic saves (docs/training.md). ``bf16`` asks for it anyway.
+    """
+    if mode not in ("auto", "bf16", "fp16", "fp32"):
+        raise ConfigError(f"training.mixed_precision: expected auto, bf16, fp16 or fp32, got {mode!r}")
+    if mode == "fp32":
+        return None
+    if device.type == "cpu":
+        if mode == "fp16":
+            raise ConfigError("training.mixed_precision: fp16 needs a GPU; use bf16, fp32 or auto on a CPU")
+        return torch.bfloat16 if mode == "bf16" else None
+    if device.type != "cuda":
+        return None
+    if mode == "bf16" or (mode == "auto" and torch.cuda.is_bf16_supported()):
+        return torch.bfloat16
+    return torch.float16
+
+
+def use_channels_last(setting: object, device: torch.device) -> bool:
+    """``training.channels_last`` -> bool. ``auto``: on a GPU (tensor-core convolutions want
+    NHWC); off on a CPU, where it measured no faster for these depthwise-heavy convolutions."""
+    _check_switch("channels_last", setting)
+    return device.type == "cuda" if setting == "auto" else bool(setting)
+
+
+def use_compile(setting: object, device: torch.device) -> bool:
+    """``training.compile`` -> bool. ``auto``: on a GPU. Off on a CPU: the MoE's data-dependent
+    expert choice breaks the graph every step, and the compile time (minutes on 2 cores) is
+    more than a short CPU run would win back."""
+    _check_switch("compile", setting)
+    return device.type == "cuda" if setting == "auto" else bool(setting)
+
+
+def fused_adamw_available(device: torch.device) -> bool:
+    return device.type in ("cpu", "cuda")
+
+
+def prepare_model(model: nn.Module, channels_last: bool) -> nn.Module:
+    """Put the weights in the memory format the step will use (in place; returns ``model``)."""
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
+def image_to_device(image: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    image = image.to(device, non_blocking=True)
+    return image.contiguous(memory_format=torch.channels_last) if channels_last else image
