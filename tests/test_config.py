@@ -59,8 +59,10 @@ def test_unknown_nested_key_is_named(tmp_path):
 def test_wrong_type_is_named():
     with pytest.raises(ConfigError, match=r"config\.model\.d_model: expected an integer"):
         parse_config({"model": {"d_model": "256"}})
-    with pytest.raises(ConfigError, match=r"config\.training\.compile: expected true/false"):
+    with pytest.raises(ConfigError, match=r"config\.training\.compile: expected auto, true or false"):
         parse_config({"training": {"compile": 1}})
+    with pytest.raises(ConfigError, match=r"config\.training\.num_workers: expected auto or a count"):
+        parse_config({"training": {"num_workers": "many"}})
 
 
 def test_missing_keys_take_defaults():

@@ -25,6 +25,17 @@ def _data_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _data_cache(args: argparse.Namespace) -> int:
+    from keypilot.config import ConfigError
+    from keypilot.train.data import cache_data_set
+
+    try:
+        return cache_data_set(args.data, args.config)
+    except ConfigError as err:
+        print(f"keypilot data cache: {err}", file=sys.stderr)
+        return 1
+
+
 def _data_preview(args: argparse.Namespace) -> int:
     from keypilot.data.preview import make_contact_sheet
 
@@ -141,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = data.add_parser("check", help="validate a data set folder or a .jsonl file")
     p.add_argument("path", type=Path)
     p.set_defaults(func=_data_check)
+    p = data.add_parser("cache", help="write the preprocessed shard cache a training run of --config reads")
+    p.add_argument("--data", type=Path, required=True, help="data set folder (train.jsonl, val.jsonl, tokenizer.json)")
+    p.add_argument("--config", type=Path, required=True)
+    p.set_defaults(func=_data_cache)
     p = data.add_parser("preview", help="draw a contact sheet of samples")
     p.add_argument("path", type=Path)
     p.add_argument("--out", type=Path, required=True)

@@ -143,6 +143,16 @@ class TrainingConfig:
     keep_last: int = 3
     max_nonfinite: int = 10
 
+    def __post_init__(self) -> None:
+        # The keys that take ``auto`` besides a value (the type checks above pass unions through).
+        for name in ("compile", "channels_last"):
+            value = getattr(self, name)
+            if value != "auto" and not isinstance(value, bool):
+                raise ConfigError(f"config.training.{name}: expected auto, true or false, got {value!r}")
+        workers = self.num_workers
+        if workers != "auto" and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+            raise ConfigError(f"config.training.num_workers: expected auto or a count >= 0, got {workers!r}")
+
 
 @dataclass
 class Config:

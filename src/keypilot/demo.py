@@ -1,7 +1,8 @@
 """`make demo`: the main job end to end on the built-in defaults.
 
-generate a data set -> train the tokenizer -> train the tiny config on the CPU -> evaluate on
-the test split (with baselines) -> print a handful of predictions beside their screens.
+generate a data set -> train the tokenizer -> letterbox the screens once into the shard cache
+-> train the tiny config on the CPU -> evaluate on the test split (with baselines) -> print a
+handful of predictions beside their screens.
 Each step is one call of a `keypilot` subcommand, so the demo shows exactly what a user runs.
 Steps whose outputs already exist are skipped, so a second `make demo` resumes.
 """
@@ -37,17 +38,21 @@ def run_demo(args: argparse.Namespace) -> int:
     data_dir = run_dir.parent / f"{run_dir.name}-data"
     started = time.perf_counter()
 
-    t = _step(f"1/5 generate {DEMO_SAMPLES} phone screens and typing steps into {data_dir}")
+    t = _step(f"1/6 generate {DEMO_SAMPLES} phone screens and typing steps into {data_dir}")
     if not (data_dir / "test.jsonl").exists():
         _run(["data", "generate", "--out", str(data_dir), "--num", str(DEMO_SAMPLES), "--seed", "0"])
     print(f"({time.perf_counter() - t:.0f} s)")
 
-    t = _step("2/5 train the multilingual byte-level BPE tokenizer")
+    t = _step("2/6 train the multilingual byte-level BPE tokenizer")
     if not (data_dir / "tokenizer.json").exists():
         _run(["tokenizer", "train", "--data", str(data_dir / "train.jsonl"), "--out", str(data_dir / "tokenizer.json")])
     print(f"({time.perf_counter() - t:.0f} s)")
 
-    t = _step(f"3/5 train {DEMO_CONFIG} for {DEMO_STEPS} steps on the CPU -> {run_dir}")
+    t = _step(f"3/6 letterbox the screens to {DEMO_CONFIG}'s size once (the shard cache in {data_dir / '.cache'})")
+    _run(["data", "cache", "--data", str(data_dir), "--config", str(DEMO_CONFIG)])
+    print(f"({time.perf_counter() - t:.0f} s)")
+
+    t = _step(f"4/6 train {DEMO_CONFIG} for {DEMO_STEPS} steps on the CPU -> {run_dir}")
     train = ["train", "--config", str(DEMO_CONFIG), "--data", str(data_dir), "--out", str(run_dir),
              "--max-steps", str(DEMO_STEPS)]
     if (run_dir / "checkpoints").exists():
@@ -55,14 +60,14 @@ def run_demo(args: argparse.Namespace) -> int:
     _run(train)
     print(f"({time.perf_counter() - t:.0f} s)")
 
-    t = _step("4/5 evaluate on the test split, with baselines")
+    t = _step("5/6 evaluate on the test split, with baselines")
     eval_dir = run_dir / "eval"
     _run(["evaluate", "--run", str(run_dir), "--data", str(data_dir / "test.jsonl"), "--out", str(eval_dir),
           "--baselines"])
     print((eval_dir / "report.md").read_text(encoding="utf-8").split("\n## ", 2)[0])
     print(f"full report: {eval_dir / 'report.md'}  ({time.perf_counter() - t:.0f} s)")
 
-    _step("5/5 a few predictions on test screens")
+    _step("6/6 a few predictions on test screens")
     show_predictions(run_dir, data_dir / "test.jsonl")
     print(f"\ndemo finished in {(time.perf_counter() - started) / 60:.1f} min; the trained run is in {run_dir}")
     return 0

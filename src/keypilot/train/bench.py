@@ -37,6 +37,7 @@ from keypilot.train.perf import (
     autocast_dtype,
     image_to_device,
     prepare_model,
+    tune_allocator,
     use_channels_last,
     use_compile,
 )
@@ -56,10 +57,12 @@ class StepSetup:
     fused_adamw: bool | None  # None: build_optimizer's choice
     data_cache: bool
     num_workers: int | str
+    tuned_allocator: bool
 
     def describe(self, workers: int | None) -> str:
         parts = ["bf16 autocast" if self.amp_dtype == torch.bfloat16 else "fp16 autocast" if self.amp_dtype else "fp32",
-                 "fused AdamW" if self.fused_adamw is not False else "for-loop AdamW"]
+                 "fused AdamW" if self.fused_adamw is not False else "for-loop AdamW",
+                 "glibc heap reuse" if self.tuned_allocator else "default malloc"]
         if self.channels_last:
             parts.append("channels_last")
         if self.compile:
@@ -71,9 +74,9 @@ class StepSetup:
 
 def path_setup(path: str, cfg: TrainingConfig, device: torch.device) -> StepSetup:
     if path == "old":
-        return StepSetup(None, False, False, False, data_cache=False, num_workers=OLD_WORKERS)
+        return StepSetup(None, False, False, False, data_cache=False, num_workers=OLD_WORKERS, tuned_allocator=False)
     return StepSetup(autocast_dtype(cfg.mixed_precision, device), use_channels_last(cfg.channels_last, device),
-                     use_compile(cfg.compile, device), None, cfg.data_cache, cfg.num_workers)
+                     use_compile(cfg.compile, device), None, cfg.data_cache, cfg.num_workers, tuned_allocator=True)
 
 
 def synthetic_batch(config: dict, batch_size: int, device: torch.device, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -151,6 +154,8 @@ def bench_train(config_path: str | Path, *, data: str | Path | None = None, path
     torch_device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     batch_size = batch_size or cfg.batch_size
     setup = path_setup(path, cfg, torch_device)
+    if setup.tuned_allocator:
+        setup.tuned_allocator = tune_allocator()
     torch.manual_seed(cfg.seed)
     model = prepare_model(KeyPilotModel.from_config(config).to(torch_device).train(), setup.channels_last)
     step_model = torch.compile(model) if setup.compile else model

@@ -100,6 +100,32 @@ def build_dataset(records: list, tokenizer: KeyPilotTokenizer, config: dict, cfg
                            max_context_tokens=sizes["max_context_tokens"], max_target_tokens=sizes["max_target_tokens"])
 
 
+def cache_data_set(data_dir: Path, config_path: Path, splits: tuple[str, ...] = ("train", "val")) -> int:
+    """``keypilot data cache``: write the shard cache of each split a run of ``config_path`` reads."""
+    from keypilot.config import load_config
+    from keypilot.data.cache import ensure_cache
+    from keypilot.data.format import read_records
+    from keypilot.tokenizer import KeyPilotTokenizer
+
+    config = load_config(config_path)
+    m = config["model"]
+    tokenizer_path = data_dir / "tokenizer.json"
+    if not tokenizer_path.exists():
+        raise ConfigError(f"{tokenizer_path} is missing: the cache holds tokenized text, so train the tokenizer first "
+                          f"(keypilot tokenizer train --data {data_dir / 'train.jsonl'} --out {tokenizer_path})")
+    tokenizer = KeyPilotTokenizer.from_file(tokenizer_path)
+    for split in splits:
+        if not (data_dir / f"{split}.jsonl").exists():
+            continue
+        records = read_records(data_dir / f"{split}.jsonl")
+        folder = ensure_cache(records, tokenizer, data_dir / ".cache", split=split, height=m["image_height"],
+                              width=m["image_width"], max_context_tokens=m["max_context_tokens"],
+                              max_target_tokens=m["max_target_tokens"])
+        size = sum(f.stat().st_size for f in folder.iterdir()) / 1e6
+        print(f"{split}: {len(records)} records in {folder} ({size:.0f} MB)", flush=True)
+    return 0
+
+
 def build_loader(dataset: Dataset, cfg: TrainingConfig, sampler: ShardedBatchSampler, device: torch.device) -> DataLoader:
     from keypilot.data.cache import CachedDataset, as_batch
     from keypilot.data.dataset import collate

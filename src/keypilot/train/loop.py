@@ -66,6 +66,7 @@ from keypilot.train.perf import (
     autocast_dtype,
     image_to_device,
     prepare_model,
+    tune_allocator,
     use_channels_last,
     use_compile,
 )
@@ -304,6 +305,7 @@ def train(config: dict, data_dir: str | Path, out: str | Path, *, resume: bool =
           device: str | None = None) -> TrainState:
     """Train on ``data_dir`` (train.jsonl, val.jsonl) into the run folder ``out``; see docs/training.md."""
     info, torch_device = setup_distributed(device)
+    tune_allocator()
     try:
         return _train(config, Path(data_dir), Path(out), resume, skip_bad, info, torch_device)
     finally:
