@@ -17,6 +17,7 @@ during the other), and prints the ratio.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -200,6 +201,7 @@ def bench_train(config_path: str | Path, *, data: str | Path | None = None, path
 
     for _ in range(warmup):
         step()
+    load_before = os.getloadavg()[0]
     start = sync()
     times = [step() for _ in range(steps)]
     elapsed = sync() - start
@@ -211,6 +213,8 @@ def bench_train(config_path: str | Path, *, data: str | Path | None = None, path
         "samples_per_s": batch_size * steps / elapsed, "step_ms": 1000 * elapsed / steps,
         **{f"{phase}_ms": 1000 * statistics.median(t[i] for t in times) for i, phase in enumerate(PHASES)},
         "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+        # 1-minute load averages around the timed steps: above the thread count, other jobs shared the cores.
+        "load": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
     batches = iter(())  # drops the loader: its workers end, so that their peak RSS is counted below
     result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
@@ -253,11 +257,12 @@ def format_results(results: list[dict[str, Any]]) -> str:
         lines.append(f"{config}: batch {first['batch_size']}, {first['threads']} threads on {first['device']}, "
                      f"{first['data'] or 'no data'} ({first['note']}), {first['params_m']:.1f}M params")
         lines.append(f"  {'path':<5} {'samples/s':>9} {'ms/step':>8} " + " ".join(f"{p:>9}" for p in PHASES)
-                     + f" {'peak RSS':>9}  set-up")
+                     + f" {'peak RSS':>9} {'load':>9}  set-up")
         for r in rows:
             phases = " ".join(f"{r[p + '_ms']:>7.0f}ms" for p in PHASES)
+            load = "{:.1f}->{:.1f}".format(*r["load"])
             lines.append(f"  {r['path']:<5} {r['samples_per_s']:>9.1f} {r['step_ms']:>8.0f} {phases} "
-                         f"{r['peak_rss_gb']:>7.2f}GB  {r['setup']}")
+                         f"{r['peak_rss_gb']:>7.2f}GB {load:>9}  {r['setup']}")
         by_path = {r["path"]: r for r in rows}
         if {"old", "new"} <= set(by_path):
             lines.append(f"  new / old: {by_path['new']['samples_per_s'] / by_path['old']['samples_per_s']:.2f}x samples/s")
