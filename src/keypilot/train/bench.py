@@ -211,6 +211,8 @@ def bench_train(config_path: str | Path, *, data: str | Path | None = None, path
         "batch_size": batch_size, "data": str(data) if data else None, "workers": workers,
         "setup": setup.describe(workers), "note": note, "steps": steps,
         "samples_per_s": batch_size * steps / elapsed, "step_ms": 1000 * elapsed / steps,
+        # From the median step: robust to a few steps slowed down by other jobs on a shared machine.
+        "median_samples_per_s": batch_size / statistics.median(sum(t) for t in times),
         **{f"{phase}_ms": 1000 * statistics.median(t[i] for t in times) for i, phase in enumerate(PHASES)},
         "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
         # 1-minute load averages around the timed steps: above the thread count, other jobs shared the cores.
@@ -256,16 +258,18 @@ def format_results(results: list[dict[str, Any]]) -> str:
         first = rows[0]
         lines.append(f"{config}: batch {first['batch_size']}, {first['threads']} threads on {first['device']}, "
                      f"{first['data'] or 'no data'} ({first['note']}), {first['params_m']:.1f}M params")
-        lines.append(f"  {'path':<5} {'samples/s':>9} {'ms/step':>8} " + " ".join(f"{p:>9}" for p in PHASES)
+        lines.append(f"  {'path':<5} {'samples/s':>9} {'(median)':>8} {'ms/step':>8} " + " ".join(f"{p:>9}" for p in PHASES)
                      + f" {'peak RSS':>9} {'load':>9}  set-up")
         for r in rows:
             phases = " ".join(f"{r[p + '_ms']:>7.0f}ms" for p in PHASES)
             load = "{:.1f}->{:.1f}".format(*r["load"])
-            lines.append(f"  {r['path']:<5} {r['samples_per_s']:>9.1f} {r['step_ms']:>8.0f} {phases} "
+            lines.append(f"  {r['path']:<5} {r['samples_per_s']:>9.1f} {r['median_samples_per_s']:>8.1f} {r['step_ms']:>8.0f} {phases} "
                          f"{r['peak_rss_gb']:>7.2f}GB {load:>9}  {r['setup']}")
         by_path = {r["path"]: r for r in rows}
         if {"old", "new"} <= set(by_path):
-            lines.append(f"  new / old: {by_path['new']['samples_per_s'] / by_path['old']['samples_per_s']:.2f}x samples/s")
+            new_run, old_run = by_path["new"], by_path["old"]
+            lines.append(f"  new / old: {new_run['samples_per_s'] / old_run['samples_per_s']:.2f}x samples/s "
+                         f"({new_run['median_samples_per_s'] / old_run['median_samples_per_s']:.2f}x from the median steps)")
         for r in rows:
             if r.get("profile"):
                 lines.append(f"  torch profiler, {r['path']} path, 3 steps:\n{r['profile']}")
