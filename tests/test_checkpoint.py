@@ -119,7 +119,8 @@ def _logged_step(run) -> int:
 
 def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, tmp_path_factory):
     """40 steps, checkpoints every 10: killed (-9) after step 25 and resumed from step 20, the run
-    ends with the same model.safetensors as a run that was never interrupted."""
+    ends with the same model.safetensors as a run that was never interrupted. Batches come from
+    the shard cache (the configs' default), which both runs build at once in the same place."""
     data = shared_data(tmp_path_factory)
     config = write_config(tmp_path, save_every=10, eval_every=10, num_workers=1, max_steps=40)
     common = ("--config", config, "--data", data, "--device", "cpu")
@@ -144,6 +145,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, tmp_path_fac
     whole_out = uninterrupted.communicate(timeout=300)[0]
     assert uninterrupted.returncode == 0, whole_out[-3000:]
 
+    assert list((data / ".cache").glob("train-128x64-*/meta.json"))  # the runs read the cache
     a, b = load_file(whole / "model.safetensors"), load_file(killed / "model.safetensors")
     assert a.keys() == b.keys()
     for name in a:

@@ -166,8 +166,8 @@ def test_info_runs_from_any_directory(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        ([], "keypilot: choose a command: data, tokenizer, info, train, serve, bench, export, predict, evaluate, demo"),
-        (["data"], "keypilot data: choose a command: generate, check, preview"),
+        ([], "keypilot: choose a command: data, tokenizer, priors, info, train, serve, bench, export, predict, evaluate, demo"),
+        (["data"], "keypilot data: choose a command: generate, check, cache, preview"),
         (["bench"], "keypilot bench: choose a command: train, serve, infer"),
         (["data", "generate", "--out", "x"], "keypilot data generate: the following arguments are required: --num"),
         (["data", "generate", "--out", "x", "--num", "0"], "keypilot data generate: argument --num: must be at least 1, got 0"),

@@ -50,6 +50,7 @@ def batch(b: int = 3, seed: int = 1) -> dict:
         "target_tokens": targets,
         "roi_boxes": roi_boxes.clone(),
         "roi_valid": roi_valid.clone(),
+        "prior_features": torch.rand(b, mc["prior_features"], generator=g),
     }
 
 

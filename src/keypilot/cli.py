@@ -49,6 +49,17 @@ def _data_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _data_cache(args: argparse.Namespace) -> int:
+    from keypilot.config import ConfigError
+    from keypilot.train.data import cache_data_set
+
+    try:
+        return cache_data_set(args.data, args.config)
+    except ConfigError as err:
+        print(f"keypilot data cache: {err}", file=sys.stderr)
+        return 1
+
+
 def _data_preview(args: argparse.Namespace) -> int:
     from keypilot.data.preview import make_contact_sheet
 
@@ -128,7 +139,11 @@ def _bench_train(args: argparse.Namespace) -> int:
 
     for config in args.config or ():
         load_config(config)
-    return print_bench_train(args.config, batch_size=args.batch_size, steps=args.steps, device=args.device)
+    if args.data is not None:
+        data_folder(args.data)
+    return print_bench_train(args.config, batch_size=args.batch_size, steps=args.steps, device=args.device,
+                             data=args.data, compare=args.compare, old_path=args.old_path, as_json=args.json,
+                             profile=args.profile)
 
 
 def _bench_serve(args: argparse.Namespace) -> int:
@@ -240,6 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = data.add_parser("check", help="validate a data set folder or a .jsonl file")
     p.add_argument("path", type=Path)
     p.set_defaults(func=_data_check)
+    p = data.add_parser("cache", help="write the preprocessed shard cache a training run of --config reads")
+    p.add_argument("--data", type=Path, required=True, help="data set folder (train.jsonl, val.jsonl, tokenizer.json)")
+    p.add_argument("--config", type=Path, required=True)
+    p.set_defaults(func=_data_cache)
     p = data.add_parser("preview", help="draw a contact sheet of samples")
     p.add_argument("path", type=Path)
     p.add_argument("--out", type=Path, required=True)
@@ -290,10 +309,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_serve)
 
     bench = sub.add_parser("bench", help="speed measurements").add_subparsers(dest="bench_command", required=True)
-    p = bench.add_parser("train", help="training samples/s (forward + backward + step) at a config's batch size")
+    p = bench.add_parser("train", help="training samples/s and where a step's time goes (data, forward, backward, optimizer)")
     p.add_argument("--config", action="append", default=None, help="repeatable (default: tiny and keypilot)")
+    p.add_argument("--data", type=Path, default=None, help="data set folder: the run's own loader (default: a synthetic batch)")
+    p.add_argument("--old-path", action="store_true", help="the step before the shard cache (decoded screenshots, fp32...)")
+    p.add_argument("--compare", action="store_true", help="the old and the new path side by side, and their ratio")
     p.add_argument("--batch-size", type=positive_int, default=None)
-    p.add_argument("--steps", type=positive_int, default=5, help="timed steps, after 2 untimed ones")
+    p.add_argument("--steps", type=positive_int, default=10, help="timed steps, after untimed warm-up ones")
+    p.add_argument("--profile", type=int, default=0, metavar="N", help="also the torch profiler's top N operators")
+    p.add_argument("--json", action="store_true", help="the figures as JSON")
     p.add_argument("--device", default=None)
     p.set_defaults(func=_bench_train)
     p = bench.add_parser("serve", help="load test: concurrent typing clients against the HTTP API on loopback")

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import ConfigDict, Field, Strict, TypeAdapter, ValidationError, model_validator
+from pydantic import ConfigDict, Field, PlainValidator, Strict, TypeAdapter, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic.dataclasses import dataclass
 
 SHIPPED_DIR = Path(__file__).parent / "configs"
@@ -43,6 +44,23 @@ Dropout = Annotated[float, Strict(), Field(ge=0, lt=1)]
 Bool = Annotated[bool, Strict()]
 
 _SECTION = ConfigDict(extra="forbid")
+
+
+def _auto_or_bool(value: Any) -> bool | str:
+    if value == "auto" or isinstance(value, bool):
+        return value
+    raise PydanticCustomError("auto_or", "expected auto, true or false")
+
+
+def _auto_or_count(value: Any) -> int | str:
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        return value
+    raise PydanticCustomError("auto_or", "expected auto or a count >= 0")
+
+
+# ``auto`` (the code decides for the machine at hand) or a value.
+AutoBool = Annotated[bool | str, PlainValidator(_auto_or_bool)]
+AutoCount = Annotated[int | str, PlainValidator(_auto_or_count)]
 
 
 def _divides(width: int, width_name: str, heads: int, where: str) -> None:
@@ -177,8 +195,10 @@ class TrainingConfig:
     epochs: Count = 100
     grad_clip: NonNegFloat = 1.0  # 0: no clipping
     mixed_precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
-    compile: Bool = False
-    num_workers: NonNegInt = 2
+    compile: AutoBool = "auto"  # train/perf.py decides auto
+    channels_last: AutoBool = "auto"
+    num_workers: AutoCount = "auto"  # auto: from the cores and the data path (train/data.py)
+    data_cache: Bool = True  # the preprocessed shard cache beside the data set (data/cache.py)
     log_every: Count = 20
     eval_every: Count = 1000
     save_every: Count = 1000

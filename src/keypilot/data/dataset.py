@@ -1,12 +1,26 @@
-"""Records -> model tensors: the torch ``Dataset``, its ``collate`` and the shared transforms.
+"""Records -> model tensors: the per-record arrays, the two datasets and ``collate``.
+
+A batch is the screen plus named per-record arrays (``record_arrays``: tokenized context and
+target, the labels) plus the ROI boxes in the letterboxed frame. Two datasets give the same
+batches, value for value:
+
+- ``KeyPilotDataset`` decodes and letterboxes each screenshot when it is asked for it (the
+  path for data sets that change, and the reference the cache is tested against);
+- ``keypilot.data.cache.CachedDataset`` reads screens already letterboxed to uint8 from
+  memory-mapped arrays written once beside the data set.
 
 The screenshot and context transforms are ``keypilot.preprocess``'s, the ones both
 predictors use at inference, so the model sees inputs prepared exactly as in training.
+
+A new per-record input (say a small float vector computed from the context text) is one
+more entry of ``record_arrays``: both datasets batch every entry under its name, and the
+cache stores it (bump ``keypilot.data.cache.CACHE_VERSION`` so old caches are rebuilt).
+Arrays computed elsewhere can be handed to either dataset as ``extra`` instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,6 +35,9 @@ from keypilot.prior_fusion import PRIOR_SLOTS, FirstTokens, feature_row, prior_i
 from keypilot.tokenizer import KeyPilotTokenizer
 
 IGNORE_INDEX = -100  # target padding, skipped by cross-entropy
+
+__all__ = ["IGNORE_INDEX", "KeyPilotDataset", "collate", "context_ids", "encode_context", "letterbox",
+           "letterbox_boxes", "record_arrays", "screen_arrays", "target_ids"]
 
 
 def letterbox_boxes(
@@ -50,6 +67,15 @@ def letterbox_boxes(
     return boxes, valid
 
 
+def screen_arrays(record: Record, height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A record's screenshot letterboxed to ``height x width``: ``image [3, H, W]`` float32 in
+    [0, 1], ``roi_boxes [4, 4]`` float32 and ``roi_valid [4]`` bool in that frame."""
+    with Image.open(record.image) as im:
+        image, scale, pad = letterbox(im, height, width)
+    boxes, valid = letterbox_boxes(record.rois, scale, pad, height, width)
+    return image, boxes, valid
+
+
 def context_ids(tokenizer: KeyPilotTokenizer, token_ids: list[int], max_len: int) -> tuple[list[int], list[int]]:
     """``preprocess.context_tokens`` right-padded for batching: (ids, mask), each of length ``max_len``."""
     ids = context_tokens(tokenizer.cls_id, token_ids, max_len)
@@ -70,12 +96,54 @@ def target_ids(tokenizer: KeyPilotTokenizer, token_ids: list[int], max_len: int)
     return ids + [IGNORE_INDEX] * (max_len - len(ids))
 
 
+def record_arrays(records: Sequence[Record], tokenizer: KeyPilotTokenizer, max_context_tokens: int,
+                  max_target_tokens: int) -> dict[str, np.ndarray]:
+    """Everything of a batch but the screen, for all records at once: name -> ``[N, ...]`` array.
+
+    ``input_ids``, ``attention_mask [N, L]``, ``target_tokens [N, T]`` (-100 padding) and the
+    labels ``user_id`` (-1 unknown), ``prev_layout``, ``target_task``, ``target_layout``,
+    ``target_type [N]``, all int64 (what the batch holds, so a row is copied out as is).
+    """
+    n = len(records)
+    contexts = tokenizer.encode_batch([r.context for r in records])
+    targets = tokenizer.encode_targets([r.target for r in records])
+    arrays = {
+        "input_ids": np.zeros((n, max_context_tokens), dtype=np.int64),
+        "attention_mask": np.zeros((n, max_context_tokens), dtype=np.int64),
+        "target_tokens": np.zeros((n, max_target_tokens), dtype=np.int64),
+    }
+    for i, (ctx, tgt) in enumerate(zip(contexts, targets)):
+        arrays["input_ids"][i], arrays["attention_mask"][i] = context_ids(tokenizer, ctx, max_context_tokens)
+        arrays["target_tokens"][i] = target_ids(tokenizer, tgt, max_target_tokens)
+    labels = {
+        "user_id": [-1 if r.user_id is None else r.user_id for r in records],
+        "prev_layout": [LAYOUT_INDEX[r.prev_layout] for r in records],
+        "target_task": [TASK_INDEX[r.task] for r in records],
+        "target_layout": [LAYOUT_INDEX[r.layout] for r in records],
+        "target_type": [LAYOUT_INDEX[r.lang or lang_of(r.target)] for r in records],
+    }
+    arrays.update({key: np.asarray(values, dtype=np.int64).reshape(n) for key, values in labels.items()})
+    return arrays
+
+
+def check_extra(extra: Mapping[str, np.ndarray] | None, num_records: int, taken: set[str]) -> dict[str, np.ndarray]:
+    """Per-record arrays handed in by a caller: one row per record, names not already used."""
+    extra = dict(extra or {})
+    for name, array in extra.items():
+        if name in taken:
+            raise ValueError(f"extra per-record array {name!r} would replace the batch's own {name!r}")
+        if len(array) != num_records:
+            raise ValueError(f"extra per-record array {name!r} has {len(array)} rows for {num_records} records")
+    return extra
+
+
 class KeyPilotDataset(Dataset):
-    """Records as model inputs. Texts are tokenized once up front; screenshots are read and
-    letterboxed per item (in DataLoader workers: the dataset pickles).
+    """Records as model inputs, screenshots decoded and letterboxed per item (in DataLoader
+    workers when there are any: the dataset pickles).
 
     One item is a dict of tensors of a single sample (shapes of ``collate``'s table without
-    the batch dimension) plus its ``id``.
+    the batch dimension) plus its ``id``. ``extra``: more named per-record arrays
+    (``[N, ...]``) to carry into the batch.
     """
 
     def __init__(
@@ -86,52 +154,24 @@ class KeyPilotDataset(Dataset):
         image_width: int = 256,
         max_context_tokens: int = 64,
         max_target_tokens: int = 5,
-        priors: Any = None,
-        prior_features: int = 0,
+        extra: Mapping[str, np.ndarray] | None = None,
     ):
         self.records = list(records)
-        self.tokenizer = tokenizer
         self.image_height = image_height
         self.image_width = image_width
-        self.max_context_tokens = max_context_tokens
-        self.max_target_tokens = max_target_tokens
-        contexts = tokenizer.encode_batch([r.context for r in self.records])
-        targets = tokenizer.encode_targets([r.target for r in self.records])
-        # Rows are copied out per item (torch.tensor), so no item shares these arrays' storage.
-        self._input_ids = np.zeros((len(self.records), max_context_tokens), dtype=np.int64)
-        self._attention = np.zeros((len(self.records), max_context_tokens), dtype=np.int64)
-        self._targets = np.zeros((len(self.records), max_target_tokens), dtype=np.int64)
-        for i, (ctx, tgt) in enumerate(zip(contexts, targets)):
-            self._input_ids[i], self._attention[i] = context_ids(tokenizer, ctx, max_context_tokens)
-            self._targets[i] = target_ids(tokenizer, tgt, max_target_tokens)
-        # The field's priors, per record: what the routers read and what the first token is fused with.
-        self._priors: dict[str, np.ndarray] = {}
-        if priors is not None and prior_features:
-            self._priors = record_priors(self.records, priors, tokenizer, prior_features)
+        self.arrays = record_arrays(self.records, tokenizer, max_context_tokens, max_target_tokens)
+        self.arrays.update(check_extra(extra, len(self.records), set(self.arrays) | {"image", "roi_boxes", "roi_valid"}))
 
     def __len__(self) -> int:
         return len(self.records)
 
     def __getitem__(self, index: int) -> dict:
-        record = self.records[index]
-        with Image.open(record.image) as im:
-            image, scale, pad = letterbox(im, self.image_height, self.image_width)
-        boxes, valid = letterbox_boxes(record.rois, scale, pad, self.image_height, self.image_width)
-        return {
-            "image": torch.from_numpy(image),  # [3, H, W]
-            "input_ids": torch.tensor(self._input_ids[index]),  # [L]
-            "attention_mask": torch.tensor(self._attention[index]),  # [L]
-            "user_id": torch.tensor(-1 if record.user_id is None else record.user_id, dtype=torch.long),
-            "prev_layout": torch.tensor(LAYOUT_INDEX[record.prev_layout], dtype=torch.long),
-            "target_task": torch.tensor(TASK_INDEX[record.task], dtype=torch.long),
-            "target_layout": torch.tensor(LAYOUT_INDEX[record.layout], dtype=torch.long),
-            "target_type": torch.tensor(LAYOUT_INDEX[record.lang or lang_of(record.target)], dtype=torch.long),
-            "target_tokens": torch.tensor(self._targets[index]),  # [T]
-            "roi_boxes": torch.from_numpy(boxes),  # [4, 4]
-            "roi_valid": torch.from_numpy(valid),  # [4]
-            **{key: torch.from_numpy(array[index]) for key, array in self._priors.items()},
-            "ids": record.id,
-        }
+        image, boxes, valid = screen_arrays(self.records[index], self.image_height, self.image_width)
+        # Rows are copied out (torch.tensor), so no item shares the arrays' storage.
+        item = {key: torch.tensor(array[index]) for key, array in self.arrays.items()}
+        item.update(image=torch.from_numpy(image), roi_boxes=torch.from_numpy(boxes), roi_valid=torch.from_numpy(valid))
+        item["ids"] = self.records[index].id
+        return item
 
 
 def record_priors(records: Sequence[Record], priors: Any, tokenizer: KeyPilotTokenizer, width: int) -> dict[str, np.ndarray]:
@@ -155,8 +195,7 @@ def collate(items: list[dict]) -> dict:
     ``image [B,3,H,W]`` float32, ``input_ids``/``attention_mask [B,L]`` long, ``user_id``,
     ``prev_layout``, ``target_task``, ``target_layout``, ``target_type [B]`` long,
     ``target_tokens [B,T]`` long (-100 padding), ``roi_boxes [B,4,4]`` float32,
-    ``roi_valid [B,4]`` bool, with priors ``prior_features [B,F]``, ``prior_ids``/``prior_q [B,32]``,
-    and ``ids`` (list of str).
+    ``roi_valid [B,4]`` bool and ``ids`` (list of str); plus any extra per-record arrays.
     """
     batch = {key: torch.stack([item[key] for item in items]) for key in items[0] if key != "ids"}
     batch["ids"] = [item["ids"] for item in items]

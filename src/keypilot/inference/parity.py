@@ -22,6 +22,7 @@ from keypilot.inference.onnx_predictor import OnnxPredictor
 from keypilot.preprocess import context_ids, letterbox_array, to_pil
 from keypilot.labels import LAYOUT_INDEX, LAYOUTS, TASKS
 from keypilot.models.keypilot_model import KeyPilotModel
+from keypilot.prior_fusion import feature_row, propose
 
 PARITY_SAMPLES = 8
 
@@ -66,12 +67,14 @@ def calibration_screens(source: Path, num: int, height: int, width: int) -> list
     return screens
 
 
-def _torch_outputs(model: KeyPilotModel, pixels: np.ndarray, ids: np.ndarray, prev: int, user: int) -> dict[str, np.ndarray]:
-    """The torch reference of what the graphs compute, for one screen and text."""
+def _torch_outputs(model: KeyPilotModel, pixels: np.ndarray, ids: np.ndarray, prev: int, user: int,
+                   features: np.ndarray) -> dict[str, np.ndarray]:
+    """The torch reference of what the graphs compute, for one screen and text (and its prior features)."""
     with torch.inference_mode():
         screen = model.encode_screen(torch.from_numpy(pixels)[None])
         ids_t = torch.from_numpy(ids)[None]
-        out = model.encode_keystroke(screen, ids_t, torch.ones_like(ids_t), torch.tensor([user]), torch.tensor([prev]))
+        out = model.encode_keystroke(screen, ids_t, torch.ones_like(ids_t), torch.tensor([user]), torch.tensor([prev]),
+                                     prior_features=torch.from_numpy(features)[None] if features.size else None)
         layout = out["layout_next"]
         onehot = F.one_hot(layout, len(LAYOUTS)).float()
         e_layout = onehot @ model.layout_router.codebook
@@ -87,12 +90,16 @@ def _torch_outputs(model: KeyPilotModel, pixels: np.ndarray, ids: np.ndarray, pr
     }
 
 
-def _onnx_outputs(predictor: OnnxPredictor, pixels: np.ndarray, ids: np.ndarray, prev: int, user: int) -> dict[str, np.ndarray]:
+def _onnx_outputs(predictor: OnnxPredictor, pixels: np.ndarray, ids: np.ndarray, prev: int, user: int,
+                  features: np.ndarray) -> dict[str, np.ndarray]:
     global_feat, roi_feats = predictor.sessions["screen"].run(None, {"image": pixels[None]})
-    task_probs, layout_logits, _, layout, expert_probs, prefix, weights = predictor.sessions["keystroke"].run(None, {
+    feeds = {
         "global_feat": global_feat, "roi_feats": roi_feats, "input_ids": ids[None], "attention_mask": np.ones_like(ids)[None],
         "user_id": np.asarray([user]), "prev_layout": np.asarray([prev]), "layout_override": np.asarray([-1]),
-    })  # fmt: skip
+    }  # fmt: skip
+    if features.size:
+        feeds["prior_features"] = features[None]
+    task_probs, layout_logits, _, layout, expert_probs, prefix, weights = predictor.sessions["keystroke"].run(None, feeds)
     logits = []
     empty = np.zeros((1, 0, predictor.d_model), np.float32)
     for task in range(len(TASKS)):
@@ -121,7 +128,9 @@ def compare(model: KeyPilotModel, predictor: OnnxPredictor, records: Sequence[An
         pixels = letterbox_array(to_pil(record.image), mc["image_height"], mc["image_width"])
         ids = context_ids(predictor.tokenizer, record.context, mc["max_context_tokens"])
         prev, user = LAYOUT_INDEX[record.prev_layout or "EN"], -1 if record.user_id is None else record.user_id
-        ref, got = _torch_outputs(model, pixels, ids, prev, user), _onnx_outputs(predictor, pixels, ids, prev, user)
+        features = feature_row(propose(predictor.priors, record.context), mc["prior_features"])
+        ref = _torch_outputs(model, pixels, ids, prev, user, features)
+        got = _onnx_outputs(predictor, pixels, ids, prev, user, features)
         for key in ("global_feat", "roi_feats", "task_probs", "layout_logits", "expert_probs", "logits"):
             diffs[key] = max(diffs.get(key, 0.0), float(np.abs(ref[key] - got[key]).max()))
         top5.append(_top5_agreement(ref["logits"], got["logits"]))

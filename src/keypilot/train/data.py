@@ -1,4 +1,5 @@
-"""How a run gets its batches: the tokenizer, a seeded resumable sampler sharded by rank, the loaders."""
+"""How a run gets its batches: the tokenizer, the dataset (shard cache or decoded screenshots), a seeded
+resumable sampler sharded by rank, the loaders."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
-from keypilot.config import TrainingConfig
+from keypilot.config import ConfigError, TrainingConfig
 from keypilot.train.checkpoint import atomic_write_text
 from keypilot.train.distributed import DistInfo, barrier
 
@@ -81,18 +82,89 @@ def prepare_priors(data_dir: Path, run_dir: Path, train_records: list, info: Dis
     return Priors.load(target)
 
 
-def build_loader(records: list, tokenizer: KeyPilotTokenizer, config: dict, cfg: TrainingConfig, sampler: ShardedBatchSampler,
-                 device: torch.device, priors: Any = None) -> DataLoader:
-    from keypilot.data.dataset import KeyPilotDataset, collate
+def resolve_workers(num_workers: int | str, cached: bool, device: torch.device) -> int:
+    """``training.num_workers`` -> a worker count; ``auto`` decides from the cores and the data path.
 
-    model_cfg = config["model"]
-    dataset = KeyPilotDataset(records, tokenizer, image_height=model_cfg["image_height"],
-                              image_width=model_cfg["image_width"], max_context_tokens=model_cfg["max_context_tokens"],
-                              max_target_tokens=model_cfg["max_target_tokens"], priors=priors,
-                              prior_features=model_cfg.get("prior_features", 0))
-    workers = cfg.num_workers
+    A cached batch is a few array slices (well under 1% of a CPU step): on a CPU run, worker
+    processes would only take cores from the model, so it is loaded in-process. On a GPU the
+    cores are free, and 2 workers hide the slicing and the pinned copy. Without the cache
+    every sample is a PNG/JPEG decode: half the cores decode (at least one worker).
+    """
+    if num_workers != "auto":
+        if not isinstance(num_workers, int) or num_workers < 0:
+            raise ConfigError(f"training.num_workers: expected auto or a count >= 0, got {num_workers!r}")
+        return num_workers
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if cached:
+        return 0 if device.type == "cpu" else min(2, cores)
+    return max(1, min(8, cores // 2))
+
+
+def build_dataset(records: list, tokenizer: KeyPilotTokenizer, config: dict, cfg: TrainingConfig, *,
+                  split: str, cache_root: Path | None, fallback_root: Path | None = None, priors: Any = None) -> Dataset:
+    """The dataset of ``records``: the shard cache under ``cache_root`` (built on first use) when
+    ``training.data_cache`` is on, else screenshots decoded per sample (``KeyPilotDataset``).
+    With ``priors`` every record also carries its prior inputs (``dataset.record_priors``).
+
+    A ``cache_root`` that cannot be written (a read-only data set) falls back to ``fallback_root``.
+    """
+    from keypilot.data.cache import CachedDataset, CacheUnavailable, ensure_cache
+    from keypilot.data.dataset import KeyPilotDataset, record_priors
+
+    m = config["model"]
+    # Computed from the context text at start-up (about a millisecond a record), not cached:
+    # they depend on the run's priors, which the shard cache's key does not cover.
+    extra = record_priors(records, priors, tokenizer, m["prior_features"]) if priors is not None else None
+    sizes = {"height": m["image_height"], "width": m["image_width"], "max_context_tokens": m["max_context_tokens"],
+             "max_target_tokens": m["max_target_tokens"]}
+    if cfg.data_cache and cache_root is not None:
+        for root in (cache_root, fallback_root):
+            if root is None:
+                continue
+            try:
+                return CachedDataset(records, ensure_cache(records, tokenizer, root, split=split, **sizes), extra)
+            except CacheUnavailable as err:
+                logger.warning(f"{err}" + (f"; trying {fallback_root}" if root == cache_root and fallback_root else ""))
+        logger.warning("no data cache: screenshots are decoded per sample")
+    return KeyPilotDataset(records, tokenizer, image_height=sizes["height"], image_width=sizes["width"],
+                           max_context_tokens=sizes["max_context_tokens"], max_target_tokens=sizes["max_target_tokens"],
+                           extra=extra)
+
+
+def cache_data_set(data_dir: Path, config_path: Path, splits: tuple[str, ...] = ("train", "val")) -> int:
+    """``keypilot data cache``: write the shard cache of each split a run of ``config_path`` reads."""
+    from keypilot.config import load_config
+    from keypilot.data.cache import ensure_cache
+    from keypilot.data.format import read_records
+    from keypilot.tokenizer import KeyPilotTokenizer
+
+    config = load_config(config_path)
+    m = config["model"]
+    tokenizer_path = data_dir / "tokenizer.json"
+    if not tokenizer_path.exists():
+        raise ConfigError(f"{tokenizer_path} is missing: the cache holds tokenized text, so train the tokenizer first "
+                          f"(keypilot tokenizer train --data {data_dir / 'train.jsonl'} --out {tokenizer_path})")
+    tokenizer = KeyPilotTokenizer.from_file(tokenizer_path)
+    for split in splits:
+        if not (data_dir / f"{split}.jsonl").exists():
+            continue
+        records = read_records(data_dir / f"{split}.jsonl")
+        folder = ensure_cache(records, tokenizer, data_dir / ".cache", split=split, height=m["image_height"],
+                              width=m["image_width"], max_context_tokens=m["max_context_tokens"],
+                              max_target_tokens=m["max_target_tokens"])
+        size = sum(f.stat().st_size for f in folder.iterdir()) / 1e6
+        print(f"{split}: {len(records)} records in {folder} ({size:.0f} MB)", flush=True)
+    return 0
+
+
+def build_loader(dataset: Dataset, cfg: TrainingConfig, sampler: ShardedBatchSampler, device: torch.device) -> DataLoader:
+    from keypilot.data.cache import CachedDataset, as_batch
+    from keypilot.data.dataset import collate
+
+    cached = isinstance(dataset, CachedDataset)
+    workers = resolve_workers(cfg.num_workers, cached, device)
     return DataLoader(
-        dataset, batch_sampler=sampler, collate_fn=collate, num_workers=workers,
+        dataset, batch_sampler=sampler, collate_fn=as_batch if cached else collate, num_workers=workers,
         pin_memory=device.type == "cuda", persistent_workers=workers > 0, prefetch_factor=4 if workers else None,
         # Worker seeds come from this generator, not from the global torch RNG: creating an
         # iterator then leaves the dropout stream untouched, which exact resume relies on.

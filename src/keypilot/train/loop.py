@@ -25,7 +25,7 @@ import yaml
 from torch import nn
 from torch.utils.data import DataLoader
 
-from keypilot.config import ConfigError, TrainingConfig, parse_config
+from keypilot.config import TrainingConfig, parse_config
 from keypilot.train.checkpoint import (
     atomic_write_text,
     capture_rng_state,
@@ -38,7 +38,7 @@ from keypilot.train.checkpoint import (
     save_checkpoint,
     save_weights,
 )
-from keypilot.train.data import ShardedBatchSampler, build_loader, prepare_priors, prepare_tokenizer
+from keypilot.train.data import ShardedBatchSampler, build_dataset, build_loader, prepare_priors, prepare_tokenizer
 from keypilot.train.distributed import (
     DistInfo,
     all_gather_objects,
@@ -48,8 +48,21 @@ from keypilot.train.distributed import (
     setup_distributed,
     wrap_ddp,
 )
-from keypilot.train.monitor import LOSS_KEYS, RunLog, reduce_means, setup_console_logging
+from keypilot.train.monitor import (
+    LOSS_KEYS,
+    RunLog,
+    reduce_means,
+    setup_console_logging,
+)
 from keypilot.train.optim import build_optimizer, build_scheduler
+from keypilot.train.perf import (
+    autocast_dtype,
+    image_to_device,
+    prepare_model,
+    tune_allocator,
+    use_channels_last,
+    use_compile,
+)
 
 logger = logging.getLogger("keypilot.train")
 
@@ -86,9 +99,15 @@ class Context:
     val_loader: DataLoader | None
     log: RunLog
     last_saved_step: int = -1
+    channels_last: bool = False
 
     def autocast(self) -> contextlib.AbstractContextManager:
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+
+    def to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+        batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+        batch["image"] = image_to_device(batch["image"], self.device, self.channels_last)
+        return batch
 
 
 def forward_loss(model: nn.Module, criterion: nn.Module, batch: dict[str, Any],
@@ -131,7 +150,7 @@ def train_epoch(model: nn.Module, criterion: nn.Module, loader: DataLoader, opti
         step_start = state.batch - state.batch % cfg.grad_accum_steps
         micro_batches = min(cfg.grad_accum_steps, batches_per_epoch - step_start)
         last_micro = state.batch + 1 == step_start + micro_batches
-        batch = {k: v.to(ctx.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+        batch = ctx.to_device(batch)
 
         # Gradients are all-reduced on the last micro-batch of a step only.
         sync = contextlib.nullcontext() if last_micro or not ctx.dist.is_distributed else model.no_sync()
@@ -207,7 +226,7 @@ def evaluate(model: nn.Module, criterion: nn.Module, loader: DataLoader, ctx: Co
     names = ("samples", "task_acc", "layout_acc", "token_top1", "token_top5", "first_tokens", "token_acc", "tokens")
     sums = {key: torch.zeros((), device=ctx.device) for key in names + LOSS_KEYS}
     for batch in loader:
-        batch = {k: v.to(ctx.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+        batch = ctx.to_device(batch)
         with ctx.autocast():
             _, losses, outputs = forward_loss(model, criterion, batch, ctx.cfg.roi_mask_weight)
         tokens = batch["target_tokens"]
@@ -269,17 +288,6 @@ def save_training_state(ctx: Context, optimizer: torch.optim.Optimizer, schedule
 # Set-up ------------------------------------------------------------------------------------
 
 
-def autocast_dtype(mode: str, device: torch.device) -> torch.dtype | None:
-    """``training.mixed_precision`` -> autocast dtype; None is fp32 (always on CPU)."""
-    if mode not in ("auto", "bf16", "fp16", "fp32"):
-        raise ConfigError(f"training.mixed_precision: expected auto, bf16, fp16 or fp32, got {mode!r}")
-    if device.type != "cuda" or mode == "fp32":
-        return None
-    if mode == "bf16" or (mode == "auto" and torch.cuda.is_bf16_supported()):
-        return torch.bfloat16
-    return torch.float16
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -290,6 +298,7 @@ def train(config: dict, data_dir: str | Path, out: str | Path, *, resume: bool =
           device: str | None = None) -> TrainState:
     """Train on ``data_dir`` (train.jsonl, val.jsonl) into the run folder ``out``; see docs/training.md."""
     info, torch_device = setup_distributed(device)
+    tune_allocator()
     try:
         return _train(config, Path(data_dir), Path(out), resume, skip_bad, info, torch_device)
     finally:
@@ -326,10 +335,11 @@ def _train(config: dict, data_dir: Path, run_dir: Path, resume: bool, skip_bad: 
 
     # The field's priors (keypilot.priors) for a model whose routers read them and whose first token is fused with them.
     priors = None
-    if config["model"].get("prior_features", 0):
+    if config["model"]["prior_features"]:
         priors = prepare_priors(data_dir, run_dir, train_records, info, checkpoint_path is not None)
 
-    model = KeyPilotModel.from_config(config).to(device)
+    channels_last = use_channels_last(cfg.channels_last, device)
+    model = prepare_model(KeyPilotModel.from_config(config).to(device), channels_last)
     criterion = KeyPilotLoss(**config["training"]["loss"])
     optimizer = build_optimizer(model, cfg, device)
     scheduler = build_scheduler(optimizer, cfg)
@@ -347,19 +357,22 @@ def _train(config: dict, data_dir: Path, run_dir: Path, resume: bool, skip_bad: 
 
     sampler = ShardedBatchSampler(len(train_records), cfg.batch_size, seed=cfg.seed,
                                   rank=info.rank, world_size=info.world_size)
-    train_loader = build_loader(train_records, tokenizer, config, cfg, sampler, device, priors)
+    cache_roots = {"cache_root": data_dir / ".cache", "fallback_root": run_dir / "data-cache"}
+    train_data = build_dataset(train_records, tokenizer, config, cfg, split="train", priors=priors, **cache_roots)
+    train_loader = build_loader(train_data, cfg, sampler, device)
     val_loader = None
     if val_records:
         val_sampler = ShardedBatchSampler(len(val_records), cfg.batch_size, shuffle=False, pad=False,
                                           rank=info.rank, world_size=info.world_size)
-        val_loader = build_loader(val_records, tokenizer, config, cfg, val_sampler, device, priors)
+        val_data = build_dataset(val_records, tokenizer, config, cfg, split="val", priors=priors, **cache_roots)
+        val_loader = build_loader(val_data, cfg, val_sampler, device)
     train_model = wrap_ddp(model, info, device)
-    if cfg.compile:
+    if use_compile(cfg.compile, device):
         train_model = torch.compile(train_model)
 
     log = RunLog(run_dir, info, start_step=state.step, max_steps=cfg.max_steps, resumed=checkpoint is not None)
     ctx = Context(config, cfg, run_dir, info, device, amp_dtype, model, sampler, val_loader, log,
-                  last_saved_step=state.step if checkpoint is not None else -1)
+                  last_saved_step=state.step if checkpoint is not None else -1, channels_last=channels_last)
     if checkpoint is not None:
         # Last, so that nothing above (model init, loaders) moves the streams after the restore.
         rng = checkpoint["rng"]
