@@ -24,6 +24,7 @@ SCENARIOS: dict[str, tuple[ScenarioFn, tuple[float, float, float]]] = {
     "chat-en": (scen_chat.chat_en, (30, 0, 16)),
     "chat-zh": (scen_chat.chat_zh, (0, 34, 20)),
     "reactions": (scen_chat.chat_reactions, (13, 12, 13)),
+    "chat-numbers": (scen_chat.chat_numbers, (9, 9, 9)),
     "otp": (scen_apps.otp, (10, 10, 10)),
     "payment": (scen_apps.payment, (7, 7, 7)),
     "signup": (scen_apps.signup, (10, 8, 9)),
@@ -33,6 +34,7 @@ SCENARIOS: dict[str, tuple[ScenarioFn, tuple[float, float, float]]] = {
     "notes": (scen_apps.notes, (6, 6, 6)),
 }
 SPLITS: tuple[str, ...] = ("train",) * 8 + ("val", "test")
+KEYBOARD_SHOWN = 0.86  # the other screenshots were taken with the keyboard down
 # Rarer labels are favoured when choosing which keystrokes of a session become samples.
 TASK_WEIGHT = {"error_correction": 3.0, "auto_completion": 1.0, "suggestion": 8.0}
 # ...and rarer layouts too (a keep-probability per moment, then a choice weight).
@@ -81,7 +83,7 @@ def build_session(seed: int, index: int, max_steps: int, corpus: Corpus) -> list
         if lang_of(m.target) != m.layout:
             raise AssertionError(f"scenario {name} made a layout {m.layout} for target {m.target!r}")
         sid = f"{name}-{index:06d}-{k}"
-        steps.append(Step(sid, SPLITS[_split_slot(seed, index)], session, k, name, user, screen, m, prev, rng.random() < 0.9, render_seed, ext))
+        steps.append(Step(sid, SPLITS[_split_slot(seed, index)], session, k, name, user, screen, m, prev, rng.random() < KEYBOARD_SHOWN, render_seed, ext))
         prev = m.layout
     return steps
 

@@ -24,7 +24,7 @@ CHROMIUM = os.environ.get("KEYPILOT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--hide-scrollbars", "--font-render-hinting=none",
+    "--hide-scrollbars", "--font-render-hinting=none", "--disable-partial-raster", "--disable-lcd-text", "--force-color-profile=srgb",
 ]
 ORIGIN = "http://render.keypilot.invalid"
 ASSETS = Path(__file__).parent / "assets"
@@ -85,6 +85,7 @@ class BrowserPage:
             self.page.set_default_timeout(30_000)
             self.page.route(f"{ORIGIN}/**", self._answer)
             self.page.goto(f"{ORIGIN}/")
+            self.page.evaluate("() => kp.ready()")
             self._cdp = self.page.context.new_cdp_session(self.page)
         except Exception:
             self.close()

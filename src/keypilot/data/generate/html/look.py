@@ -103,8 +103,10 @@ def sample_look(rng: random.Random, user: User, ui_lang: str) -> Look:
     latin = rng.choice(LATIN_FONTS[:6]) if rng.random() < 0.9 else LATIN_FONTS[6]
     zh_font = rng.choices(ZH_FONTS, weights=(5, 3, 1, 1))[0]
     emoji = rng.choices(EMOJI_FONTS, weights=(3, 1))[0]
-    font = f"{latin}, {zh_font}, {emoji}, sans-serif"
-    kb_font = f"{rng.choice(LATIN_FONTS[:6])}, {zh_font}, {emoji}, sans-serif"
+    # DejaVu Sans closes every stack: it has the UI symbols (⌫ ⇧ ▦ ✉) that the others lack, so
+    # Chromium never falls back to a font of its own choosing (which depends on the page's history).
+    font = f'{latin}, {zh_font}, {emoji}, "DejaVu Sans", sans-serif'
+    kb_font = f'{rng.choice(LATIN_FONTS[:6])}, {zh_font}, {emoji}, "DejaVu Sans", sans-serif'
     kb = _keyboard_colors(skin, dark, accent, rng)
     status_h = rng.uniform(22, 48) * (1.0 if status != "ios" else 1.1)
     kb_h = height * rng.uniform(0.27, 0.36)

@@ -80,7 +80,8 @@ window.kp = (() => {
     }
     const field = root.querySelector(".field.focused");
     fillField(field, st);
-    await document.fonts.ready;  // web fonts first: they change every size measured below
+    void root.offsetHeight;  // lay out now, so that fonts.ready covers what this step uses
+    await document.fonts.ready;
     const content = root.querySelector(".content");
     if (content) {
       if (root.dataset.app === "chat") content.scrollTop = content.scrollHeight;
@@ -113,5 +114,12 @@ window.kp = (() => {
     };
   }
 
-  return { load, step };
+  // Every web font loaded up front: a font still loading when a screen is drawn would fall back
+  // to another one, and which one would depend on what the page drew before.
+  async function ready() {
+    await Promise.all([...document.fonts].map((f) => f.load()));
+    return [...document.fonts].filter((f) => f.status === "loaded").length;
+  }
+
+  return { load, step, ready };
 })();
