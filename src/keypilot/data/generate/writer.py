@@ -32,7 +32,7 @@ from keypilot.data.generate.sessions import Step, composing_buffer, iter_steps
 from keypilot.labels import lang_of
 
 RENDERERS: tuple[str, ...] = ("mixed", "pil", "html")
-HTML_SHARE = 0.45  # of the sessions, with renderer="mixed"
+HTML_SHARE = 0.42  # of the sessions, with renderer="mixed" (Chromium costs ~4x Pillow per screen)
 _html_renderer = None  # this worker's HtmlRenderer, started on its first HTML session
 
 

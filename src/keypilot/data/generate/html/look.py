@@ -20,7 +20,7 @@ VIEWPORTS: tuple[tuple[tuple[int, int], float], ...] = (
     ((360, 740), 2), ((384, 832), 2), ((375, 667), 2), ((412, 869), 2), ((360, 640), 1),
     ((600, 960), 1), ((673, 841), 1), ((744, 1133), 1),
 )
-DENSITIES: tuple[tuple[float, float], ...] = ((1.0, 70), (1.5, 15), (2.0, 10), (0.75, 5))
+DENSITIES: tuple[tuple[float, float], ...] = ((1.0, 84), (1.5, 8), (2.0, 3), (0.75, 5))  # more via augment.py
 SKINS: tuple[str, ...] = ("ios", "gboard", "sogou", "samsung", "swift")
 # Latin stacks: system fonts (fontconfig) and web fonts served from installed packages.
 LATIN_FONTS: tuple[str, ...] = ('"KP Inter"', '"KP Roboto"', '"DejaVu Sans"', '"Liberation Sans"', '"KP Lato"', '"KP Open Sans"', '"Noto Sans CJK SC"')
