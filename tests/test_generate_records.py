@@ -88,3 +88,17 @@ def test_grouped_scores_per_renderer_and_scenario() -> None:
     assert unknown["n"] == 1
     assert groups["per_scenario"]["otp"]["n"] == 3 and groups["per_scenario"]["chat-en"]["top1"] == 0.0
     assert grouped_scores([SimpleNamespace(task="suggestion", layout="EN", target="x")], [{"layout": "EN"}]) == {}
+
+
+def test_whole_sessions_hold_every_keystroke_state_in_order() -> None:
+    from keypilot.data.generate import iter_steps
+
+    steps = list(iter_steps(120, seed=2, whole_sessions=True))
+    assert len(steps) == 120
+    sessions: dict[str, list] = {}
+    for s in steps:
+        sessions.setdefault(s.session, []).append(s)
+    assert max(len(v) for v in sessions.values()) > 5  # a picked session has at most 5 steps
+    for v in sessions.values():
+        assert [s.step for s in v] == list(range(len(v)))
+        assert all(b.prev_layout == a.moment.layout for a, b in zip(v, v[1:]))

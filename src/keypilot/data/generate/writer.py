@@ -131,9 +131,9 @@ def _render_session(args: tuple[list[Step], str, str]) -> tuple[list[tuple[str, 
     return lines, renderer, time.perf_counter() - started
 
 
-def _sessions(num: int, seed: int) -> list[list[Step]]:
+def _sessions(num: int, seed: int, whole_sessions: bool) -> list[list[Step]]:
     sessions: list[list[Step]] = []
-    for step in iter_steps(num, seed):
+    for step in iter_steps(num, seed, whole_sessions):
         if not sessions or sessions[-1][0].session != step.session:
             sessions.append([])
         sessions[-1].append(step)
@@ -141,7 +141,7 @@ def _sessions(num: int, seed: int) -> list[list[Step]]:
 
 
 def generate_dataset(out: Path, num: int, seed: int = 0, workers: int | None = None, progress: bool = True,
-                     renderer: str = "mixed") -> dict[str, int]:
+                     renderer: str = "mixed", whole_sessions: bool = False) -> dict[str, int]:
     """Write ``num`` samples to ``out`` (train/val/test.jsonl + images/); returns counts per split.
 
     ``renderer``: ``mixed`` (default: ``HTML_SHARE`` of the sessions through Chromium, the rest
@@ -149,6 +149,8 @@ def generate_dataset(out: Path, num: int, seed: int = 0, workers: int | None = N
     ``html`` (an error when Chromium is unavailable). Labels, ids and splits depend on ``seed``
     alone, whatever the renderer and ``workers``; the same seed and renderer give the same bytes
     with any ``workers`` (Chromium's pixels are stable for one Chromium build and font set).
+    ``whole_sessions``: every keystroke state of each message (see ``iter_steps``), for
+    evaluating layout stability on whole typing sessions.
     With ``progress``, a bar and a closing line with the time per renderer are printed.
     """
     if num <= 0:
@@ -167,7 +169,7 @@ def generate_dataset(out: Path, num: int, seed: int = 0, workers: int | None = N
     started = time.perf_counter()
     load_corpus()  # once in the parent, so forked workers share it
     workers = workers or os.cpu_count() or 1
-    jobs = [(steps, renderer_of(seed, int(steps[0].session.rsplit("-", 1)[1]), renderer), str(out)) for steps in _sessions(num, seed)]
+    jobs = [(steps, renderer_of(seed, int(steps[0].session.rsplit("-", 1)[1]), renderer), str(out)) for steps in _sessions(num, seed, whole_sessions)]
     lines: dict[str, list[str]] = {"train": [], "val": [], "test": []}
     seconds: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
