@@ -102,3 +102,31 @@ def test_whole_sessions_hold_every_keystroke_state_in_order() -> None:
     for v in sessions.values():
         assert [s.step for s in v] == list(range(len(v)))
         assert all(b.prev_layout == a.moment.layout for a, b in zip(v, v[1:]))
+
+
+def test_layout_rule_on_a_session_ignores_flicker_and_takes_clear_switches() -> None:
+    """Replayed along a session as the keyboard does it: small leads of another layout (the raw
+    router's flicker) are ignored; a clear lead over the previous layout switches, even when the
+    router spreads probability over the other layouts (the five-way rule never switched here)."""
+    from keypilot.evaluation.evaluate import chained_hysteresis
+    from keypilot.models.routers import apply_hysteresis
+
+    def shown(logits, prev: str) -> str:
+        out, _ = apply_hysteresis(torch.tensor(logits)[None].float(), torch.tensor([LAYOUT_INDEX[prev]]), 0.3, 0.8)
+        return LAYOUTS[int(out[0])]
+
+    en, zh, sym, emoji, num = range(5)
+    rows = []
+    for lead in (0.6, -0.2, 0.8, -0.1):  # EN and SYM trade the argmax by less than a logit
+        row = [0.0] * 5
+        row[sym] = lead
+        rows.append(row)
+    rows += [[0.0, 2.4, 1.5, 1.5, 1.5]] * 3  # ZH: 30% of all five, 0.9 against EN alone
+    records = [SimpleNamespace(session="s", step=i, prev_layout="EN", layout="EN" if i < 4 else "ZH") for i in range(7)]
+    import numpy as np
+
+    logits = np.array(rows)
+    layouts = chained_hysteresis({"s": list(range(7))}, records, logits, shown)
+    assert layouts == ["EN"] * 4 + ["ZH"] * 3
+    raw = [LAYOUTS[int(i)] for i in logits.argmax(axis=1)]
+    assert sum(a != b for a, b in zip(["EN"] + raw, raw)) == 5  # the raw router switched five times, one was needed
