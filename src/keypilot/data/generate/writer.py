@@ -84,12 +84,11 @@ def render_step(step: Step, renderer: str = "pil", keyboard_any: bool = True) ->
     """
     m = step.moment
     keyboard = step.prev_layout if step.keyboard else None
-    look_rng = random.Random(step.render_seed)
     if renderer == "html":
         img, rois = _html().render(step.session, step.render_seed, step.screen, step.user, keyboard_any, m.context,
                                    keyboard, m.candidates, composing_buffer(m), _masked(step))
     else:
-        style = Style.random(look_rng, step.user)
+        style = Style.random(random.Random(step.render_seed), step.user)
         rng = random.Random(f"{step.render_seed}-{step.step}")
         img, rois = render(step.screen, style, m.context, keyboard, m.candidates, composing_buffer(m), rng)
     aug = augment.Augment.sample(random.Random(f"augment-{step.render_seed}"))

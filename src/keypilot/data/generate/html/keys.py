@@ -97,14 +97,14 @@ def keyboard_html(skin: str, zh_ui: bool, app: str, rng: random.Random, chip: tu
     if skin == "gboard":
         action = "→" if app == "search" else "↵"
     hints = skin in ("gboard", "samsung") and rng.random() < 0.6
-    tools = {"ios": ("", ""), "gboard": ("▦", "☺", "GIF", "⚙", "🎤"), "sogou": ("⌨", "☺", "语", "⚙", "∨"),
-             "samsung": ("☺", "✎", "🎤", "⚙", "⋯"), "swift": ("☺", "GIF", "🎤", "⋯")}[skin]
+    tools = {"gboard": ("▦", "☺", "GIF", "⚙", "🎤"), "sogou": ("⌨", "☺", "语", "⚙", "∨"),
+             "samsung": ("☺", "✎", "🎤", "⚙", "⋯"), "swift": ("☺", "GIF", "🎤", "⋯")}
     if chip:
         bar = f'<div class="chip" data-info><small>{escape(chip[0])}</small>{escape(chip[1])}</div>'
     elif skin == "ios":
         bar = '<div class="typed"></div>' if rng.random() < 0.7 else ""
     else:
-        bar = '<div class="tools">' + "".join(f"<span>{t}</span>" for t in tools) + "</div>"
+        bar = '<div class="tools">' + "".join(f"<span>{t}</span>" for t in tools[skin]) + "</div>"
     candbar = f'<div class="candbar"><span class="pinyin"></span><div class="cands"></div>{bar}</div>'
     panes = {
         "EN": "".join(_letter_rows(skin, hints)) + _bottom(skin, False, action),

@@ -37,7 +37,6 @@ class Look:
     width: int
     height: int
     density: float
-    dark: bool
     skin: str
     status: str  # ios, android, cn
     nav: str  # none, pill, buttons
@@ -49,7 +48,6 @@ class Look:
     battery: int
     autofill_chip: bool  # iOS shows a texted code in the keyboard's bar instead of a banner
     title_center: bool
-    bar_style: str  # plain, accent, surface
 
 
 def _hex(rgb: tuple[float, float, float]) -> str:
@@ -136,11 +134,11 @@ def sample_look(rng: random.Random, user: User, ui_lang: str) -> Look:
         "tails" if rng.random() < 0.5 else "", "upper" if skin in ("ios", "samsung") and rng.random() < 0.7 else "lower",
     ))
     return Look(
-        width=width, height=height, density=density, dark=dark, skin=skin, status=status, nav=nav, classes=classes.strip(),
+        width=width, height=height, density=density, skin=skin, status=status, nav=nav, classes=classes.strip(),
         css=css, send_text=zh and rng.random() < 0.5 or rng.random() < 0.15, avatar_square=zh and rng.random() < 0.6,
         clock=f"{rng.randint(0, 23)}:{rng.randint(0, 59):02d}" if status != "ios" else f"{rng.randint(1, 12)}:{rng.randint(0, 59):02d}",
         battery=rng.randint(5, 100), autofill_chip=skin == "ios" and rng.random() < 0.5,
-        title_center=rng.random() < (0.7 if status == "ios" else 0.3), bar_style=bar_style,
+        title_center=rng.random() < (0.7 if status == "ios" else 0.3),
     )
 
 
