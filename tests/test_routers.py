@@ -72,17 +72,18 @@ def test_layout_hint_raises_the_matching_expert() -> None:
 
 
 def test_hysteresis_keeps_below_threshold_and_switches_above() -> None:
-    prev = torch.tensor([LAYOUT_INDEX["EN"]] * 3)
+    prev = torch.tensor([LAYOUT_INDEX["EN"]] * 4)
     zh = LAYOUT_INDEX["ZH"]
-    logits = torch.zeros(3, 5)
-    logits[0, zh] = 2.0  # ZH prob with bias on EN: e^2 / (e^2 + e^0.3 + 3) = 0.68 -> keep EN
-    logits[1, zh] = 3.0  # e^3 / (e^3 + e^0.3 + 3) = 0.85 -> switch
-    logits[2, zh] = 0.2  # EN wins only thanks to the bias (0.3 > 0.2): stays EN, prob far below 0.8
+    logits = torch.zeros(4, 5)
+    logits[0, zh] = 1.5  # ZH against EN alone, EN +0.3: sigmoid(1.5 - 0.3) = 0.77 -> keep EN
+    logits[1, zh] = 3.0  # sigmoid(2.7) = 0.94 -> switch
+    logits[2, zh] = 0.2  # EN wins only thanks to the bias (0.3 > 0.2): stays EN
+    logits[3] = torch.tensor([0.0, 2.5, 2.0, 2.0, 2.0])  # ZH has 34% of all five but beats EN 0.90 to 0.10: switch
     layout, probs = apply_hysteresis(logits, prev, bias=0.3, threshold=0.8)
-    for row, z in enumerate((2.0, 3.0)):
+    for row, z in enumerate((1.5, 3.0)):
         expected = math.exp(z) / (math.exp(z) + math.exp(0.3) + 3)
         assert math.isclose(probs[row, zh].item(), expected, rel_tol=1e-5)
-    assert layout.tolist() == [LAYOUT_INDEX["EN"], zh, LAYOUT_INDEX["EN"]]
+    assert layout.tolist() == [LAYOUT_INDEX["EN"], zh, LAYOUT_INDEX["EN"], zh]
     assert probs[2].argmax().item() == LAYOUT_INDEX["EN"]
     # without the bias row 2 would pick ZH as the argmax
     assert apply_hysteresis(logits, prev, bias=0.0, threshold=0.0)[0][2].item() == zh

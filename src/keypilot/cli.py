@@ -38,7 +38,11 @@ from keypilot.labels import INPUT_TYPES, LAYOUTS
 def _data_generate(args: argparse.Namespace) -> int:
     from keypilot.data.generate import generate_dataset
 
-    generate_dataset(args.out, num=args.num, seed=args.seed, workers=args.workers)
+    try:
+        generate_dataset(args.out, num=args.num, seed=args.seed, workers=args.workers, renderer=args.renderer)
+    except RuntimeError as exc:  # --renderer html without a usable Chromium
+        print(f"keypilot data generate: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -251,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num", type=positive_int, required=True, help="number of samples over all splits")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=positive_int, default=None, help="processes (default: all cores)")
+    p.add_argument("--renderer", choices=("mixed", "pil", "html"), default="mixed",
+                   help="who draws the screens: mixed (Pillow alone when Chromium is unavailable), pil, html")
     p.set_defaults(func=_data_generate, output="out")
     p = data.add_parser("check", help="validate a data set folder or a .jsonl file")
     p.add_argument("path", type=Path)

@@ -26,7 +26,7 @@ from keypilot.labels import ACTION_TO_TASK, LAYOUTS, ROI_KEYS, TASKS, lang_of
 log = logging.getLogger(__name__)
 
 REQUIRED_FIELDS: tuple[str, ...] = ("id", "image", "context", "task", "target", "layout")
-OPTIONAL_FIELDS: tuple[str, ...] = ("prev_layout", "lang", "user_id", "rois", "action", "session", "step")
+OPTIONAL_FIELDS: tuple[str, ...] = ("prev_layout", "lang", "user_id", "rois", "action", "session", "step", "renderer", "scenario")
 IMAGE_FORMATS: tuple[str, ...] = ("PNG", "JPEG")
 
 
@@ -56,6 +56,8 @@ class Record:
     action: str | None = None
     session: str | None = None
     step: int | None = None
+    renderer: str | None = None  # who drew the screenshot (the generator writes "pil" or "html")
+    scenario: str | None = None  # the kind of screen and typing, e.g. "chat-en", "otp"
     file: str = ""
     line: int = 0
 
@@ -181,7 +183,7 @@ def _parse(obj: Any, folder: Path, file: str, line: int) -> tuple[Record | None,
     if missing:
         problems.append(f"missing required field(s): {', '.join(missing)}")
     num_structural = len(problems)
-    for key in REQUIRED_FIELDS + ("prev_layout", "lang", "action", "session"):
+    for key in REQUIRED_FIELDS + ("prev_layout", "lang", "action", "session", "renderer", "scenario"):
         if key in obj and not isinstance(obj[key], str) and not (key in OPTIONAL_FIELDS and obj[key] is None):
             problems.append(f"{key} must be a string, got {type(obj[key]).__name__}")
     if len(problems) > num_structural or missing:
@@ -225,6 +227,8 @@ def _parse(obj: Any, folder: Path, file: str, line: int) -> tuple[Record | None,
         action=action,
         session=obj.get("session"),
         step=step,
+        renderer=obj.get("renderer"),
+        scenario=obj.get("scenario"),
         file=file,
         line=line,
     )
@@ -328,6 +332,8 @@ def _distributions(records: list[Record]) -> dict[str, Counter]:
         "lang": Counter(r.lang for r in records),
         "users": Counter("unknown" if r.user_id is None else "known" for r in records),
         "sessions": Counter("none" if r.session is None else "in a session" for r in records),
+        "renderer": Counter(r.renderer or "unknown" for r in records),
+        "scenario": Counter(r.scenario or "unknown" for r in records),
     }
 
 

@@ -206,4 +206,41 @@ def score_predictions(records: Sequence[Any], predictions: Sequence[Mapping[str,
     if f1s:
         out["suggestion"] = {"n": len(f1s), "exact_match": out["per_task"]["suggestion"]["top1"],
                              "char_f1": sum(f1s) / len(f1s)}
+    out.update(grouped_scores(records, predictions))
+    return out
+
+
+GROUP_FIELDS: tuple[str, ...] = ("renderer", "scenario")
+
+
+def grouped_scores(records: Sequence[Any], predictions: Sequence[Mapping[str, Any]],
+                   fields: Sequence[str] = GROUP_FIELDS) -> dict[str, dict[str, dict[str, Any]]]:
+    """Task and layout accuracy and candidate top-1/top-5 per value of each record field in
+    ``fields`` (the generator's ``renderer`` and ``scenario``): ``{"per_renderer": {"html": {...}}}``.
+
+    A field is reported only when some records carry it; records without it form the group
+    ``"unknown"``. Each group has ``n`` and whichever of ``task_accuracy``, ``layout_accuracy``,
+    ``top1``, ``top5`` the predictions allow (as in :func:`score_predictions`).
+    """
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for name in fields:
+        values = [getattr(record, name, None) for record in records]
+        if not any(values):
+            continue
+        members: dict[str, list[int]] = defaultdict(list)
+        for i, value in enumerate(values):
+            members[value or "unknown"].append(i)
+        table: dict[str, dict[str, Any]] = {}
+        for value, indices in sorted(members.items()):
+            group: dict[str, Any] = {"n": len(indices)}
+            for key, label in (("task", "task_accuracy"), ("layout", "layout_accuracy")):
+                if predictions and predictions[0].get(key) is not None:
+                    group[label] = accuracy([getattr(records[i], key) for i in indices], [predictions[i][key] for i in indices])
+            hits = [(top_k_hit(c, records[i].target, 1), top_k_hit(c, records[i].target, 5))
+                    for i in indices if (c := candidates_for(records[i].task, predictions[i])) is not None]
+            if hits:
+                group["top1"] = sum(h[0] for h in hits) / len(hits)
+                group["top5"] = sum(h[1] for h in hits) / len(hits)
+            table[value] = group
+        out[f"per_{name}"] = table
     return out

@@ -145,6 +145,27 @@ def _comparison_table(systems: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+def group_section(model: dict[str, Any], baselines: dict[str, dict[str, Any]]) -> list[str]:
+    """Per renderer and per scenario (when the records carry them): the model's task and layout
+    accuracy and candidate top-1/top-5, with the keep-previous-layout baseline's layout accuracy
+    beside it when it was scored. A gap between renderers says how much of what the model learnt
+    is the look of one renderer."""
+    keep = next((b for name, b in baselines.items() if name.startswith("keep previous")), {})
+    lines: list[str] = []
+    for key, title in (("per_renderer", "Per renderer"), ("per_scenario", "Per scenario")):
+        groups = model.get(key)
+        if not groups:
+            continue
+        lines += [f"### {title}", "", "| group | n | task acc | layout acc | keep-previous layout | top-1 | top-5 |",
+                  "|---|---|---|---|---|---|---|"]
+        for name, group in groups.items():
+            base = lookup(keep, (key, name, "layout_accuracy"))
+            lines.append(f"| {name} | {group['n']} | {_fmt(group.get('task_accuracy'))} | {_fmt(group.get('layout_accuracy'))} | "
+                         f"{_fmt(base)} | {_fmt(group.get('top1'))} | {_fmt(group.get('top5'))} |")
+        lines.append("")
+    return lines
+
+
 def write_report(metrics: dict[str, Any], out_dir: Path) -> Path:
     """Write ``metrics.json``, the plots and ``report.md`` into ``out_dir``; return the report path."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -214,6 +235,7 @@ def write_report(metrics: dict[str, Any], out_dir: Path) -> Path:
         for lang, group in model["per_language"].items():
             lines.append(f"| {lang} | {group['n']} | {_fmt(group.get('top1'))} | {_fmt(group.get('top5'))} |")
         lines.append("")
+    lines += group_section(model, metrics.get("baselines", {}))
     if "baselines" in metrics:
         systems = {MODEL: model, **metrics["baselines"]}
         lines += ["## Side by side, same records", ""] + _comparison_table(systems) + [""]

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import random
 
+from keypilot.data.generate import phrasebank
 from keypilot.data.generate.corpus import REACTIONS, Corpus
 from keypilot.data.generate.phrases import EN_DAYS, EN_MEALS, EN_QA, EN_WHEN, ZH_FILLERS, ZH_QA, ZH_TEMPLATES
 from keypilot.data.generate.scenes import Bubble, Moment, Screen, User, faker_for
 from keypilot.data.generate.stories import decorate, short_phrase, typing_moments
-from keypilot.labels import lang_of
+from keypilot.labels import is_emoji, lang_of
 
 Scenario = tuple[Screen, list[Moment], str]
 
@@ -65,11 +66,15 @@ def chat_en(rng: random.Random, corpus: Corpus, user: User) -> Scenario:
     elif r < 0.6 and corpus.en_pairs:
         q, reply = rng.choice(corpus.en_pairs)
         history.append((False, q))
-    else:
+    elif r < 0.78:
         reply = window[-1][1]
         if history and history[-1][0]:
             history.append((False, conv[max(0, start - 1)][1]))
-    reply = decorate(reply, user, rng, corpus, zh=False)
+    else:  # a short everyday exchange from the hand-written bank
+        history.append((False, phrasebank.line("en", rng)))
+        reply = phrasebank.line("en", rng)
+    history = _emojify(history, rng, corpus, zh=False)
+    reply = decorate(reply, _mirroring(user, history), rng, corpus, zh=False)
     if not history[-1][0] and history[-1][1].rstrip().endswith("?"):
         moments += _suggest(reply)
     moments += typing_moments(reply, rng, corpus)
@@ -82,6 +87,8 @@ def chat_en(rng: random.Random, corpus: Corpus, user: User) -> Scenario:
 
 
 def _zh_line(rng: random.Random, corpus: Corpus) -> str:
+    if rng.random() < 0.3:
+        return phrasebank.line("zh", rng)
     if rng.random() < 0.45 and corpus.zh_lines:
         return rng.choice(corpus.zh_lines)
     return fill_zh(rng.choice(ZH_TEMPLATES), rng, corpus)
@@ -108,7 +115,8 @@ def chat_zh(rng: random.Random, corpus: Corpus, user: User) -> Scenario:
         reply = _zh_line(rng, corpus)
     if user.lang == "bi" and rng.random() < 0.5:
         reply = _code_switch(reply, rng)
-    reply = decorate(reply, user, rng, corpus, zh=True)
+    history = _emojify(history, rng, corpus, zh=True)
+    reply = decorate(reply, _mirroring(user, history), rng, corpus, zh=True)
     moments = _suggest(reply) if history[-1][1][-1:] in "？?吗" else []
     moments += typing_moments(reply, rng, corpus)
     fk = faker_for("zh_CN", rng.getrandbits(32))
@@ -155,3 +163,47 @@ def chat_reactions(rng: random.Random, corpus: Corpus, user: User) -> Scenario:
         bubbles=bubbles, placeholder="发消息" if zh else "Message",
     )
     return screen, moments, rng.choice(("EMOJI", "EN", "ZH" if zh else "EN"))
+
+
+def _emojify(history: list[tuple[bool, str]], rng: random.Random, corpus: Corpus, zh: bool) -> list[tuple[bool, str]]:
+    """Some threads are written with emoji: meaning-matched ones on a few of the messages."""
+    if rng.random() > 0.3:
+        return history
+    out = []
+    for mine, text in history:
+        if rng.random() < 0.5:
+            matches = corpus.emoji_for(text, zh)[:3] or [rng.choice(REACTIONS)]
+            text = text.rstrip("。.!！") + ("" if zh else " ") + rng.choice(matches) * rng.choice((1, 1, 2, 3))
+        out.append((mine, text))
+    return out
+
+
+def _mirroring(user: User, history: list[tuple[bool, str]]) -> User:
+    """People answer emoji with emoji: after an incoming message with emoji, the user's own
+    rate rises (the screen, not the user's history, says an emoji may come next)."""
+    if history and not history[-1][0] and any(is_emoji(ch) for ch in history[-1][1]):
+        return User(**{**user.__dict__, "emoji_rate": max(user.emoji_rate, 0.6)})
+    return user
+
+
+def chat_numbers(rng: random.Random, corpus: Corpus, user: User) -> Scenario:
+    """An ordinary chat where the answer is a number: a room, an order or tracking number, an
+    amount, a time, a code. Often the number was posted earlier in the thread, so the screen
+    holds it; the keyboard must turn to NUM in the middle of a sentence."""
+    zh = user.lang == "zh" or (user.lang == "bi" and rng.random() < 0.4)
+    lang = "zh" if zh else "en"
+    fact, question, replies, kind = rng.choice(phrasebank.NUMBER_TALK[lang])
+    number = phrasebank.number_for(kind, rng, zh)
+    history = [(rng.random() < 0.45, phrasebank.line(lang, rng)) for _ in range(rng.randint(1, 4))]
+    shown = rng.random() < 0.65
+    if shown:  # posted a little earlier, by either side
+        history.insert(rng.randint(max(0, len(history) - 2), len(history)), (rng.random() < 0.5, fact.format(n=number)))
+    history.append((False, question))
+    reply = rng.choice(replies).format(n=number)
+    moments = (_suggest(reply) if shown else []) + typing_moments(reply, rng, corpus, slip_rate=0.0)
+    fk = faker_for("zh_CN" if zh else "en_US", rng.getrandbits(32))
+    screen = Screen(
+        app="chat", ui_lang=lang, title=fk.name(), subtitle=rng.choice(("", "在线") if zh else ("", "online", "Active now")),
+        bubbles=_thread(history[-7:], rng, zh, []), placeholder=rng.choice(("发消息", "") if zh else ("Message", "iMessage", "Text message")),
+    )
+    return screen, moments, rng.choice(("ZH", "ZH", "NUM", "EN") if zh else ("EN", "EN", "NUM", "SYM"))

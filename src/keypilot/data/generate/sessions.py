@@ -24,6 +24,7 @@ SCENARIOS: dict[str, tuple[ScenarioFn, tuple[float, float, float]]] = {
     "chat-en": (scen_chat.chat_en, (30, 0, 16)),
     "chat-zh": (scen_chat.chat_zh, (0, 34, 20)),
     "reactions": (scen_chat.chat_reactions, (13, 12, 13)),
+    "chat-numbers": (scen_chat.chat_numbers, (9, 9, 9)),
     "otp": (scen_apps.otp, (10, 10, 10)),
     "payment": (scen_apps.payment, (7, 7, 7)),
     "signup": (scen_apps.signup, (10, 8, 9)),
@@ -33,6 +34,7 @@ SCENARIOS: dict[str, tuple[ScenarioFn, tuple[float, float, float]]] = {
     "notes": (scen_apps.notes, (6, 6, 6)),
 }
 SPLITS: tuple[str, ...] = ("train",) * 8 + ("val", "test")
+KEYBOARD_SHOWN = 0.86  # the other screenshots were taken with the keyboard down
 # Rarer labels are favoured when choosing which keystrokes of a session become samples.
 TASK_WEIGHT = {"error_correction": 3.0, "auto_completion": 1.0, "suggestion": 8.0}
 # ...and rarer layouts too (a keep-probability per moment, then a choice weight).
@@ -62,7 +64,9 @@ def _session_rng(seed: int, index: int) -> random.Random:
     return random.Random(f"keypilot-{seed}-{index}")
 
 
-def build_session(seed: int, index: int, max_steps: int, corpus: Corpus) -> list[Step]:
+def build_session(seed: int, index: int, max_steps: int, corpus: Corpus, whole: bool = False) -> list[Step]:
+    """The steps of session ``index``: ``max_steps`` keystroke states picked (rarer tasks and
+    layouts favoured), or with ``whole`` every labelled state of the message in typing order."""
     rng = _session_rng(seed, index)
     user = get_user(rng.randrange(NUM_USERS))
     col = ("en", "zh", "bi").index(user.lang)
@@ -72,7 +76,7 @@ def build_session(seed: int, index: int, max_steps: int, corpus: Corpus) -> list
         name = rng.choices(names, weights=[SCENARIOS[n][1][col] for n in names])[0]
         screen, all_moments, prev = SCENARIOS[name][0](rng, corpus, user)
         weights = {t: w * (0.6 + 2 * user.typo_rate if t == "error_correction" else 1) for t, w in TASK_WEIGHT.items()}
-        moments = pick_moments(_weighted(all_moments, rng), max_steps, rng, weights, LAYOUT_PICK)
+        moments = all_moments if whole else pick_moments(_weighted(all_moments, rng), max_steps, rng, weights, LAYOUT_PICK)
     session = f"s{seed}-{index:06d}"
     render_seed = rng.getrandbits(32)
     ext = "png" if rng.random() < 0.3 else "jpg"
@@ -81,7 +85,7 @@ def build_session(seed: int, index: int, max_steps: int, corpus: Corpus) -> list
         if lang_of(m.target) != m.layout:
             raise AssertionError(f"scenario {name} made a layout {m.layout} for target {m.target!r}")
         sid = f"{name}-{index:06d}-{k}"
-        steps.append(Step(sid, SPLITS[_split_slot(seed, index)], session, k, name, user, screen, m, prev, rng.random() < 0.9, render_seed, ext))
+        steps.append(Step(sid, SPLITS[_split_slot(seed, index)], session, k, name, user, screen, m, prev, rng.random() < KEYBOARD_SHOWN, render_seed, ext))
         prev = m.layout
     return steps
 
@@ -99,8 +103,13 @@ def _split_slot(seed: int, index: int) -> int:
     return order[index % 10]
 
 
-def iter_steps(num: int, seed: int = 0) -> Iterator[Step]:
-    """The first ``num`` samples of the data set for ``seed``, session by session."""
+def iter_steps(num: int, seed: int = 0, whole_sessions: bool = False) -> Iterator[Step]:
+    """The first ``num`` samples of the data set for ``seed``, session by session.
+
+    ``whole_sessions``: every labelled keystroke state of each message instead of a few picked
+    ones (the last session may be cut at ``num``): typing sessions as a keyboard logs them, for
+    judging layout stability (switches shown against switches needed).
+    """
     if num < 0:
         raise ValueError(f"num must be >= 0, got {num}")
     corpus = load_corpus()
@@ -108,7 +117,9 @@ def iter_steps(num: int, seed: int = 0) -> Iterator[Step]:
     made, index = 0, 0
     while made < num:
         want = min(plan.choice((1, 2, 2, 3, 3, 4, 5)), num - made)
-        for step in build_session(seed, index, want, corpus):
+        for step in build_session(seed, index, want, corpus, whole_sessions):
+            if made == num:
+                break
             yield step
             made += 1
         index += 1

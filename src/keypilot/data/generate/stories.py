@@ -41,11 +41,19 @@ def token_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def typing_moments(text: str, rng: random.Random, corpus: Corpus) -> list[Moment]:
-    """Every labelled keystroke state met while typing ``text`` from an empty field, in order."""
+def typing_moments(text: str, rng: random.Random, corpus: Corpus, slip_rate: float = 0.15) -> list[Moment]:
+    """Every labelled keystroke state met while typing ``text`` from an empty field, in order.
+
+    With ``slip_rate`` an earlier word of the field keeps a typo the user never fixed (real
+    fields are not clean); the labels concern the last word only, so they are unchanged.
+    """
     out: list[Moment] = []
-    for start, end in token_spans(text):
+    spans = token_spans(text)
+    slipped = _earlier_slip(text, spans, rng, corpus) if rng.random() < slip_rate else None
+    for start, end in spans:
         tok, prefix = text[start:end], text[:start]
+        if slipped and slipped[0] < start:
+            prefix = slipped[1] + prefix[slipped[0]:]
         kind = lang_of(tok)
         if prefix.strip():
             out.append(Moment(prefix, "auto_completion", tok, kind, "type"))
@@ -63,6 +71,16 @@ def typing_moments(text: str, rng: random.Random, corpus: Corpus) -> list[Moment
         elif kind == "NUM" and len(tok) >= 2:
             out.append(Moment(prefix + tok[: rng.randint(1, len(tok) - 1)], "auto_completion", tok, "NUM", "type"))
     return out
+
+
+def _earlier_slip(text: str, spans: list[tuple[int, int]], rng: random.Random, corpus: Corpus) -> tuple[int, str] | None:
+    """(end, text up to ``end`` with one Latin word misspelled): a typo left behind."""
+    words = [(a, b) for a, b in spans[:-1] if b - a >= 4 and text[a:b].isalpha() and lang_of(text[a:b]) == "EN"]
+    if not words:
+        return None
+    a, b = rng.choice(words)
+    typo = misspell(text[a:b], rng, corpus)
+    return (b, text[:a] + typo) if typo != text[a:b] else None
 
 
 def _candidates(word: str, buffer: str, rng: random.Random, corpus: Corpus) -> list[str]:

@@ -1,5 +1,8 @@
 """How people mistype: real misspellings, slips to a neighbouring key, and Chinese
-homophones picked from the pinyin candidate list.
+homophones and near-homophones picked from the pinyin candidate list.
+
+Near-homophones follow the confusions a pinyin keyboard's "fuzzy pinyin" setting exists for:
+z/zh, c/ch, s/sh, n/l, h/f and the -n/-ng finals (an/ang, en/eng, in/ing).
 """
 
 from __future__ import annotations
@@ -57,16 +60,46 @@ def misspell(word: str, rng: random.Random, corpus: Corpus, real_rate: float = 0
     real = corpus.misspellings.get(lower)
     if real and rng.random() < real_rate:
         typo = rng.choice(real)
-        return typo.capitalize() if word[:1].isupper() else typo
-    typo = keyboard_typo(word, rng)
-    # A slip that makes another common word is a wrong-word error the model can't see: avoid it.
-    return word if typo.lower() in corpus.en_common else typo
+        typo = typo.capitalize() if word[:1].isupper() else typo
+    else:
+        typo = keyboard_typo(word, rng)
+        # A slip that makes another common word is a wrong-word error the model can't see: avoid it.
+        if typo.lower() in corpus.en_common:
+            return word
+    # A "typo" that is a prefix of the word (a dropped last letter) is a word still being typed.
+    return word if word.lower().startswith(typo.lower()) else typo
 
 
-def homophone(word: str, rng: random.Random, corpus: Corpus) -> str | None:
-    """A different common word with the same toneless pinyin (the wrong IME candidate)."""
-    options = [w for w in corpus.homophones.get(corpus.to_pinyin(word), []) if w != word and len(w) == len(word)]
-    return rng.choice(options[:6]) if options else None
+def fuzzy_key(pinyin: str) -> str:
+    """Toneless pinyin with the fuzzy-pinyin pairs merged (zh=z, ch=c, sh=s, l=n, f=h, -ng=-n)."""
+    return pinyin.replace("zh", "z").replace("ch", "c").replace("sh", "s").replace("ng", "n").replace("l", "n").replace("f", "h")
+
+
+_NEAR: dict[int, dict[str, list[str]]] = {}  # id(corpus) -> fuzzy key -> words, built on first use
+
+
+def _near_homophones(corpus: Corpus) -> dict[str, list[str]]:
+    table = _NEAR.get(id(corpus))
+    if table is None:
+        table = {}
+        for word, py in corpus.pinyin.items():
+            table.setdefault(fuzzy_key(py), []).append(word)
+        _NEAR.clear()
+        _NEAR[id(corpus)] = table
+    return table
+
+
+def homophone(word: str, rng: random.Random, corpus: Corpus, near_rate: float = 0.3) -> str | None:
+    """A different common word with the same toneless pinyin (the wrong IME candidate), or
+    with ``near_rate`` one that only sounds alike (zh/z, l/n, -ng/-n: a fuzzy-pinyin slip)."""
+    py = corpus.to_pinyin(word)
+    exact = [w for w in corpus.homophones.get(py, []) if w != word and len(w) == len(word)]
+    if rng.random() < near_rate or not exact:
+        near = [w for w in _near_homophones(corpus).get(fuzzy_key(py), [])
+                if len(w) == len(word) and corpus.pinyin.get(w) != py]
+        if near:
+            return rng.choice(near[:6])
+    return rng.choice(exact[:6]) if exact else None
 
 
 def pinyin_buffer(word: str, rng: random.Random, corpus: Corpus) -> str:
