@@ -28,6 +28,10 @@ class BackboneConfig:
     transformer_dims: list[int] = field(default_factory=lambda: [64, 80, 96])
     transformer_depths: list[int] = field(default_factory=lambda: [2, 4, 3])
     dense_channels: int = 192
+    # The previous design when absent (so runs saved before these keys load unchanged);
+    # configs/keypilot.yaml and tiny.yaml set the current one (docs/architecture.md).
+    attention: str = "softmax"  # softmax | linear
+    activation: str = "silu"  # silu | relu
 
 
 @dataclass
@@ -91,6 +95,7 @@ class ModelConfig:
     image_height: int = 512
     image_width: int = 256
     roi_size: int = 112
+    roi_tokens: str = "crops"  # crops | pooled (see BackboneConfig.attention)
     max_context_tokens: int = 64
     max_target_tokens: int = 5
     pretrained: bool = False
