@@ -9,7 +9,7 @@ from keypilot.models.backbone import DenseMap, MaterializedMap, MobileViTBackbon
 from keypilot.models.fusion import CrossFormerFusion
 from keypilot.models.layers import MLP
 from keypilot.models.personality import Personality
-from keypilot.models.sam_lite import NUM_ROIS, SamLite, boxes_from_masks, crop_and_letterbox
+from keypilot.models.sam_lite import NUM_ROIS, SamLite, boxes_from_masks, crop_and_letterbox, rasterize_boxes
 from keypilot.models.text_encoder import TextEncoder
 
 ROI_TOKENS = ("crops", "pooled")
@@ -24,8 +24,8 @@ class KeyPilotEncoder(nn.Module):
     ``encode_keystroke`` runs the text, user and fusion parts.
 
     ``roi_tokens``: ``"crops"`` builds F as a tensor (bilinear FPN) and encodes the crops;
-    ``"pooled"`` keeps F as its pyramid (nearest FPN) and pools the ROIs' stride-32
-    features from the screen's own pass (``sam_lite`` module docstring).
+    ``"pooled"`` keeps F as its pyramid (nearest FPN) and averages the stride-32 features of
+    the screen's own pass inside each ROI's box (``sam_lite`` module docstring).
     """
 
     def __init__(
@@ -56,8 +56,8 @@ class KeyPilotEncoder(nn.Module):
 
         Args:
             roi_boxes, roi_valid: ground-truth ROIs ``B x 4 x 4`` / ``B x 4``; used for the
-                crops in training mode only (teacher forcing), ignored in eval mode and
-                with ``roi_tokens="pooled"``.
+                crops (or the pooled boxes) in training mode only (teacher forcing),
+                ignored in eval mode.
         Returns:
             ``global_feat`` ``B x d`` (the [IMG] token), ``roi_feats`` ``B x 4 x d``,
             ``roi_mask_logits`` ``B x 4 x H/4 x W/4``, ``roi_boxes_pred`` ``B x 4 x 4``
@@ -70,13 +70,17 @@ class KeyPilotEncoder(nn.Module):
             dense = PyramidMap(self.backbone.pyramid(image), self.backbone.lateral)
         mask_logits = self.sam_lite.predict_masks(dense)
         boxes_pred, found = boxes_from_masks(mask_logits)
-        if isinstance(dense, PyramidMap):
-            roi_looks = dense.level_mean(torch.sigmoid(mask_logits), level=-1)
+        # What each ROI looks like comes from its box: the ground-truth one in training when
+        # the batch has it (teacher forcing, as detectors train their second stage on
+        # ground-truth proposals), else the extent of the predicted mask.
+        if self.training and roi_boxes is not None and roi_valid is not None:
+            boxes, valid = roi_boxes, roi_valid
         else:
-            if self.training and roi_boxes is not None and roi_valid is not None:
-                boxes, valid = roi_boxes, roi_valid
-            else:
-                boxes, valid = boxes_pred, found
+            boxes, valid = boxes_pred, found
+        if isinstance(dense, PyramidMap):
+            inside = rasterize_boxes(boxes.to(mask_logits.dtype), *mask_logits.shape[-2:]) * valid.to(mask_logits.dtype)[..., None, None]
+            roi_looks = dense.level_mean(inside, level=-1)  # mean stride-32 features in the box; 0 when absent
+        else:
             crops = crop_and_letterbox(image, boxes, valid, self.roi_size)  # B x 4 x 3 x S x S
             roi_looks = self.backbone.embed(crops.flatten(0, 1)).view(image.shape[0], NUM_ROIS, -1)
         return {

@@ -6,21 +6,21 @@ dot product with every pixel of F gives a mask logit (SAM's mask decoder, reduce
 cross-attention layer and no upscaling: F is already at 1/4 resolution).
 
 Each ROI token is the sum of two projections (``model.roi_tokens`` picks the first one):
-- what the ROI looks like: ``crops`` (the first design, method.md's) - the box of the mask
+- what the ROI looks like, from its box: ``crops`` (the first design, method.md's) - the box
   cropped from the screenshot, letterboxed to ``roi_size`` and re-encoded by the backbone
-  (mean of its stride-32 features); ``pooled`` - the mask-weighted mean of the screen's own
-  stride-32 features, which sees the same region through the same backbone without a
-  second pass over four crops (~190 MMAC at the reference size);
+  (mean of its stride-32 features); ``pooled`` - the mean of the screen's own stride-32
+  features inside the box, the same region through the same backbone without a second
+  pass over four crops (~190 MMAC at the reference size);
 - the mask-pooled F: the sigmoid(mask)-weighted average of F.
 
 How the masks learn, given that a crop taken from a mask is not differentiable:
 - ``roi_mask_loss``: BCE + dice against the boxes the data generator knows (``rois``),
   added by the training loop with weight ``training.roi_mask_weight``;
-- the differentiable mask-pooled path(s): the main loss reaches the prompts through them
-  (with ``pooled``, through both projections).
-With ``crops``, during training the crops are taken from the ground-truth boxes when the
-batch has them (teacher forcing of the crop, like proposals in Mask R-CNN); otherwise, and
-always at inference, from the predicted masks.
+- a differentiable mask-pooled path: each ROI token also receives a projection of the
+  sigmoid(mask)-weighted average of F, so the main loss reaches the prompts too.
+During training the boxes (crops or pooled boxes) are the ground-truth ones when the batch
+has them (teacher forcing, like proposals in Mask R-CNN); otherwise, and always at
+inference, the extent of the predicted masks.
 
 Boxes from masks are the extent of the pixels whose logit is > 0. An ROI with no such pixel
 (the element is absent from the screen, or the mask found nothing) gets the box 0,0,0,0
