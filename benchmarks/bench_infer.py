@@ -18,7 +18,14 @@ import argparse
 import json
 from pathlib import Path
 
-from keypilot.inference.bench import BACKENDS, bench_infer, default_baseline, format_side_by_side, format_table, machine_description
+from keypilot.inference.bench import (
+    BACKENDS,
+    bench_infer,
+    default_baseline,
+    format_side_by_side,
+    format_table,
+    machine_description,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 

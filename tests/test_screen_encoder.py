@@ -14,7 +14,12 @@ import torch.nn.functional as F
 
 from keypilot.config import load_config
 from keypilot.inference.floor import graph_macs
-from keypilot.models.backbone import MaterializedMap, MobileViTBackbone, PyramidMap, SeparableAttention
+from keypilot.models.backbone import (
+    MaterializedMap,
+    MobileViTBackbone,
+    PyramidMap,
+    SeparableAttention,
+)
 from keypilot.models.keypilot_model import KeyPilotModel
 
 ROOT = Path(__file__).resolve().parents[1]

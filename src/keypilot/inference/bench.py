@@ -188,9 +188,10 @@ def measure_worker(backend: str, path: Path, screens: list[Path], threads: int, 
     calls: dict[str, list[dict[str, int]]] = {name: [] for name in STAGES}
     recorded: list[tuple] = getattr(stages, "calls", [])
 
-    def timed(stage: str, fn: Callable[[], Any], sample: dict[str, float], sample_calls: dict[str, dict[str, int]]) -> None:
+    def timed(stage: str, sample: dict[str, float], sample_calls: dict[str, dict[str, int]], fn: Callable[..., Any],
+              *args: Any, **kwargs: Any) -> None:
         recorded.clear()
-        sample[stage] = _time(fn, 1)[0]
+        sample[stage] = _time(lambda: fn(*args, **kwargs), 1)[0]
         keys = [json.dumps([name, {k: list(shape) for k, shape in feeds}], sort_keys=True) for name, feeds in recorded]
         sample_calls[stage] = {key: keys.count(key) for key in set(keys)}
 
@@ -199,20 +200,20 @@ def measure_worker(backend: str, path: Path, screens: list[Path], threads: int, 
             text = SAMPLE_TEXTS[(i + round_) % len(SAMPLE_TEXTS)] or "ok"  # keystroke: a non-empty field
             predictor.clear_cache()
             sample: dict[str, float] = {}
-            sample_calls: dict[str, dict[str, int]] = {}
-            timed("end_to_end_new", lambda: predictor.predict(image, text, full=False), sample, sample_calls)
-            timed("keystroke", lambda: predictor.predict(image, text, full=False), sample, sample_calls)
-            timed("keystroke_full", lambda: predictor.predict(image, text), sample, sample_calls)
-            timed("end_to_end_cached", lambda: predictor.predict(image, "", full=False), sample, sample_calls)
-            timed("new_screen", lambda: stages.new_screen(image), sample, sample_calls)
-            timed("keystroke_graph", lambda: stages.keystroke_graph(image, text), sample, sample_calls)
+            calls_of: dict[str, dict[str, int]] = {}
+            timed("end_to_end_new", sample, calls_of, predictor.predict, image, text, full=False)
+            timed("keystroke", sample, calls_of, predictor.predict, image, text, full=False)
+            timed("keystroke_full", sample, calls_of, predictor.predict, image, text)
+            timed("end_to_end_cached", sample, calls_of, predictor.predict, image, "", full=False)
+            timed("new_screen", sample, calls_of, stages.new_screen, image)
+            timed("keystroke_graph", sample, calls_of, stages.keystroke_graph, image, text)
             state = stages.keystroke_graph(image, text)
-            timed("candidates", lambda: stages.candidates(state), sample, sample_calls)
-            timed("suggestion", lambda: stages.suggestion(state), sample, sample_calls)
+            timed("candidates", sample, calls_of, stages.candidates, state)
+            timed("suggestion", sample, calls_of, stages.suggestion, state)
             if round_:
                 for name, value in sample.items():
                     times[name].append(value)
-                    calls[name].append(sample_calls[name])
+                    calls[name].append(calls_of[name])
     return {
         "backend": backend,
         "threads": threads,

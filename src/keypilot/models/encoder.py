@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
-from keypilot.models.backbone import DenseMap, MaterializedMap, MobileViTBackbone, PyramidMap
+from keypilot.models.backbone import (
+    DenseMap,
+    MaterializedMap,
+    MobileViTBackbone,
+    PyramidMap,
+)
 from keypilot.models.fusion import CrossFormerFusion
 from keypilot.models.layers import MLP
 from keypilot.models.personality import Personality
-from keypilot.models.sam_lite import NUM_ROIS, SamLite, boxes_from_masks, crop_and_letterbox, rasterize_boxes
+from keypilot.models.sam_lite import (
+    NUM_ROIS,
+    SamLite,
+    boxes_from_masks,
+    crop_and_letterbox,
+    rasterize_boxes,
+)
 from keypilot.models.text_encoder import TextEncoder
 
 ROI_TOKENS = ("crops", "pooled")
