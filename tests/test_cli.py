@@ -151,7 +151,7 @@ def test_config_mistakes_are_one_line_naming_the_key(tmp_path: Path, capsys) -> 
     assert code == 1 and "training.mixed_precision" in one_line(err, "train")
     assert not (tmp_path / "run").exists()
     code, _, err = run_cli(capsys, "info", "--config", "tinny")
-    assert one_line(err, "info") == "keypilot info: no config file 'tinny'; give a YAML file or a shipped name: keypilot, tiny"
+    assert one_line(err, "info") == "keypilot info: no config file 'tinny'; give a YAML file or a shipped name: keypilot, keypilot-v1, tiny, tiny-v1"
     code, _, err = run_cli(capsys, "train", "--config", "tiny", "--data", tmp_path, "--out", tmp_path / "run")
     assert code == 1 and one_line(err, "train").endswith("no train.jsonl there (make a data set with "
                                                         f"`keypilot data generate --out {tmp_path}`)")
@@ -191,7 +191,7 @@ def test_version_and_defaults_in_help(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["predict", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "--run RUN (required)" in text and "--prev-layout {EN,ZH,SYM,EMOJI,NUM} (default: EN)" in text
+    assert "(onnx) (required)" in text and "--prev-layout {EN,ZH,SYM,EMOJI,NUM} (default: EN)" in text
     assert "--input-type {text,number,phone,email,password,url}" in text
     with pytest.raises(SystemExit):
         main(["serve", "--help"])

@@ -140,7 +140,7 @@ def test_shipped_configs_are_found_by_name_from_any_directory(tmp_path, monkeypa
     assert set(SHIPPED_CONFIGS) >= {"tiny", "keypilot"}
     assert load_config("tiny") == expected and load_config("tiny.yaml") == expected
     assert load_config("keypilot")["model"]["d_model"] == 256
-    with pytest.raises(ConfigError, match=r"no config file 'tinyy'; give a YAML file or a shipped name: keypilot, tiny"):
+    with pytest.raises(ConfigError, match=r"no config file 'tinyy'; give a YAML file or a shipped name: keypilot, keypilot-v1, tiny, tiny-v1"):
         load_config("tinyy")
     with pytest.raises(ConfigError, match="no config file 'configs/tiny.yaml'"):
         load_config("configs/tiny.yaml")  # a path is a path: not found from here

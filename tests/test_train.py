@@ -134,15 +134,24 @@ def test_leftover_micro_batches_make_a_correctly_averaged_step(tmp_path, tmp_pat
         model, criterion, _, weight = seen[0]
         params = [p for group in optimizer.param_groups for p in group["params"]]
         expected = [torch.zeros_like(p) for p in params]
+        scales = [0.0] * len(params)  # largest per-batch gradient of each tensor
         for _, _, batch, _ in seen:
             total, _, _ = real_forward_loss(model, criterion, batch, weight)
             grads = torch.autograd.grad(total, params, allow_unused=True)
-            for acc, grad in zip(expected, grads):
+            for i, (acc, grad) in enumerate(zip(expected, grads)):
                 if grad is not None:
                     acc += grad / len(seen)
-        for param, want in zip(params, expected):
-            got = param.grad if param.grad is not None else torch.zeros_like(param)
-            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+                    scales[i] = max(scales[i], grad.abs().max().item())
+        got_all = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        # A wrong average is off by a factor in every tensor at once: over all of them together the
+        # gradient must match to 0.1%.
+        difference = torch.cat([(g - w).flatten() for g, w in zip(got_all, expected)]).norm()
+        assert difference <= 1e-3 * torch.cat([w.flatten() for w in expected]).norm()
+        for got, want, scale in zip(got_all, expected, scales):
+            # The same gradients summed in float32 in two ways (scaled losses vs scaled gradients).
+            # BatchNorm over this config's 4 x 2 stride-32 maps amplifies rounding to ~5e-5 of the
+            # largest per-batch gradient, a few 1e-6 in absolute terms for the smallest tensors.
+            torch.testing.assert_close(got, want, rtol=1e-3, atol=5e-6 + 1e-4 * scale)
         checked.append(len(seen))
         seen.clear()
 

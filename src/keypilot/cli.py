@@ -169,9 +169,11 @@ def _bench_serve(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     import json
 
+    from keypilot.inference.postprocess import format_prediction
     from keypilot.inference.privacy import is_private
 
-    run_folder(args.run)
+    # The folder is checked before anything loads: an export for the torch-free backend, a run otherwise.
+    export_dir = export_folder(args.run) if args.backend == "onnx" else run_folder(args.run)
     if is_private(args.input_type):
         # A password field: the screenshot is not read and the model not asked (privacy.py).
         from keypilot.inference.privacy import withheld_prediction
@@ -183,9 +185,14 @@ def _predict(args: argparse.Namespace) -> int:
     from keypilot.images import read_screenshot
 
     image = read_screenshot(args.image)  # checked (and decoded) before the model loads
-    from keypilot.inference.predictor import Predictor, format_prediction
+    if args.backend == "onnx":  # torch-free: works on a `pip install keypilot[onnx]`
+        from keypilot.inference.onnx_predictor import OnnxPredictor
 
-    predictor = Predictor.from_pretrained(args.run, device=args.device)
+        predictor = OnnxPredictor.from_pretrained(export_dir, int8=args.int8)
+    else:
+        from keypilot.inference.predictor import Predictor
+
+        predictor = Predictor.from_pretrained(args.run, device=args.device)
     result = predictor.predict(image, args.text, prev_layout=args.prev_layout, user_id=args.user_id)
     print(json.dumps(result.to_dict(), ensure_ascii=False) if args.json else format_prediction(result))
     return 0
@@ -218,8 +225,6 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _bench_infer(args: argparse.Namespace) -> int:
-    import json
-
     if args.run is not None:
         run_folder(args.run)
     else:
@@ -227,13 +232,10 @@ def _bench_infer(args: argparse.Namespace) -> int:
 
         load_config(args.config)
     existing(args.data, "data set")
-    from keypilot.inference.bench import BACKENDS, bench_infer, format_table, machine_description
+    from keypilot.inference.bench import run_bench_infer
 
-    backends = BACKENDS if args.backend == "all" else (args.backend,)
-    results = bench_infer(run=args.run, config=args.config, backends=backends, threads=args.threads,
-                          repeats=args.repeats, num_screens=args.screens, data=args.data)
-    print(json.dumps(results[0] if len(results) == 1 else results) if args.json else format_table(results, machine_description(args.threads)))
-    return 0
+    return run_bench_infer(args.run, args.config, args.backend, args.threads, args.repeats, args.screens, args.data,
+                           args.json, args.baseline)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -344,7 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=positive_int, default=3, help="timed rounds over the sample screens")
     p.add_argument("--screens", type=positive_int, default=8, help="sample screens (also INT8 calibration images)")
     p.add_argument("--data", type=Path, default=None, help="data set for the screens (default: a small generated one)")
-    p.add_argument("--json", action="store_true", help="one JSON object (a list with --backend all)")
+    p.add_argument("--baseline", default="auto", help="a config measured in the same run for a side-by-side "
+                   "(default: <config>-v1.yaml beside --config, the previous design; 'none' to skip)")
+    p.add_argument("--json", action="store_true", help="one JSON object: machine, peak MAC rates, results (and baseline)")
     p.set_defaults(func=_bench_infer)
 
     p = sub.add_parser("export", help="ONNX graphs (+ INT8) of a run, tokenizer and manifest; parity against torch")
@@ -359,7 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_export, output="out")
 
     p = sub.add_parser("predict", help="one keystroke: screenshot + typed text -> the strip and the layout")
-    p.add_argument("--run", type=Path, required=True)
+    p.add_argument("--run", type=Path, required=True, help="a run folder (torch) or an export folder / run with RUN/export (onnx)")
+    p.add_argument("--backend", choices=("torch", "onnx"), default="torch")
+    p.add_argument("--int8", action="store_true", help="with --backend onnx: the export's INT8 graphs")
     p.add_argument("--image", type=Path, required=True)
     p.add_argument("--text", default="", help="text already in the focused field")
     p.add_argument("--prev-layout", default="EN", choices=LAYOUTS)

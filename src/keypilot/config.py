@@ -75,6 +75,10 @@ class BackboneConfig:
     transformer_dims: list[Count] = field(default_factory=lambda: [64, 80, 96])
     transformer_depths: list[Count] = field(default_factory=lambda: [2, 4, 3])
     dense_channels: Count = 192
+    # The previous design when absent (so runs saved before these keys load unchanged);
+    # configs/keypilot.yaml and tiny.yaml set the current one (docs/architecture.md).
+    attention: Literal["softmax", "linear"] = "softmax"
+    activation: Literal["silu", "relu"] = "silu"
 
 
 @dataclass(config=_SECTION)
@@ -143,6 +147,7 @@ class ModelConfig:
     image_height: Count = 512
     image_width: Count = 256
     roi_size: Count = 112
+    roi_tokens: Literal["crops", "pooled"] = "crops"  # see BackboneConfig.attention
     max_context_tokens: Count = 64
     max_target_tokens: Count = 5
     pretrained: Bool = False

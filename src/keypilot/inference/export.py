@@ -247,13 +247,14 @@ def export_run(run: Path, out: Path, int8: bool = False, calib_images: int = 32,
         for name, spec in graphs.items():
             target = spec["file"].replace(".onnx", ".int8.onnx")
             if name == "screen":
-                quantize_screen_encoder(out / spec["file"], out / target, screens)
+                quantize_screen_encoder(out / spec["file"], out / target, screens, cfg["backbone"].get("attention", "softmax"))
             else:
                 quantize_linear_graph(out / spec["file"], out / target)
             int8_graphs[name] = {**spec, "file": target}
         manifest["int8_graphs"] = int8_graphs
-        manifest["int8_method"] = {"screen": "static QDQ, per-channel, uint8 activations / int8 weights, MinMax "
-                                             f"calibration on {len(screens)} letterboxed screenshots",
+        static = "every op" if cfg["backbone"].get("attention", "softmax") == "linear" else "convolutions (MatMul dynamic)"
+        manifest["int8_method"] = {"screen": f"static QDQ of {static}, per-channel, uint8 activations / int8 weights, "
+                                             f"MinMax calibration on {len(screens)} letterboxed screenshots",
                                    "other": "dynamic, int8 weights (MatMul, Gather)"}
     (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
     if not parity:

@@ -158,3 +158,22 @@ def keep_candidates(hypotheses: Sequence[tuple[list[int], float]], decode: Calla
         if text and "\ufffd" not in text and text not in kept and lang_of(text) == layout:
             kept[text] = Candidate(text, float(np.exp(logprob)), float(logprob), "network")
     return list(kept.values())[:count]
+
+
+def format_prediction(prediction: Prediction) -> str:
+    """A person's view of one prediction (``keypilot predict`` without ``--json``)."""
+    def cands(items: list[Candidate]) -> str:
+        return ", ".join(f"{c.text} ({c.prob:.2g})" for c in items) or "(none)"
+
+    p = prediction
+    lines = [
+        f"strip        {' | '.join(p.shown) or '(empty)'}   [{p.shown_kind}]",
+        f"task         {p.task}   " + "  ".join(f"{k} {v:.2f}" for k, v in p.task_probs.items()),
+        f"layout       {p.layout} (router alone: {p.layout_raw})   " + "  ".join(f"{k} {v:.2f}" for k, v in p.layout_probs.items()),
+        f"corrections  {cands(p.corrections)}",
+        f"completions  {cands(p.completions)}",
+        f"suggestion   {cands([p.suggestion]) if p.suggestion else '(field not empty)'}",
+        "experts      " + "  ".join(f"{k} {v:.2f}" for k, v in p.expert_probs.items()),
+        f"time         {p.timing_ms['total']:.1f} ms ({'cached screen' if p.screen_cached else 'new screen'})",
+    ]
+    return "\n".join(lines)

@@ -324,22 +324,3 @@ class Predictor:
             screens.append(self.predict(image, text).timing_ms["screen"])
             keystrokes.append(self.predict(image, text).timing_ms["keystroke"])
         return {"screen": float(np.median(screens)), "keystroke": float(np.median(keystrokes))}
-
-
-def format_prediction(prediction: Prediction) -> str:
-    """A person's view of one prediction (``keypilot predict`` without ``--json``)."""
-    def cands(items: list[Candidate]) -> str:
-        return ", ".join(f"{c.text} ({c.prob:.2g})" for c in items) or "(none)"
-
-    p = prediction
-    lines = [
-        f"strip        {' | '.join(p.shown) or '(empty)'}   [{p.shown_kind}]",
-        f"task         {p.task}   " + "  ".join(f"{k} {v:.2f}" for k, v in p.task_probs.items()),
-        f"layout       {p.layout} (router alone: {p.layout_raw})   " + "  ".join(f"{k} {v:.2f}" for k, v in p.layout_probs.items()),
-        f"corrections  {cands(p.corrections)}",
-        f"completions  {cands(p.completions)}",
-        f"suggestion   {cands([p.suggestion]) if p.suggestion else '(field not empty)'}",
-        "experts      " + "  ".join(f"{k} {v:.2f}" for k, v in p.expert_probs.items()),
-        f"time         {p.timing_ms['total']:.1f} ms ({'cached screen' if p.screen_cached else 'new screen'})",
-    ]
-    return "\n".join(lines)

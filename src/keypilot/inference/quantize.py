@@ -3,23 +3,32 @@
 Two methods, one per kind of graph (see ``docs/export.md``):
 
 - the screen encoder is convolutional, and ``quantize_dynamic`` would turn its convolutions
-  into ``ConvInteger`` (3-7x slower than FP32 on CPU), so its convolutions are quantized
-  *statically*: QDQ, per-channel weights, activation ranges calibrated on real rendered
-  screenshots letterboxed exactly as the predictor letterboxes them. Its MobileViT attention
-  and linear layers (``MatMul``) then get dynamic INT8 like the rest;
+  into ``ConvInteger`` (3-7x slower than FP32 on CPU), so it is quantized *statically*: QDQ,
+  per-channel weights, activation ranges calibrated on real rendered screenshots letterboxed
+  exactly as the predictor letterboxes them. With linear attention (``attention: linear``)
+  the graph is convolutions, residual adds, gating products, pooling and a few small
+  products, so every op type ORT has an integer kernel for is quantized: the tensors stay
+  uint8 (channels-last) from one convolution to the next instead of going through float
+  between them. With the previous softmax attention only the convolutions are static (QDQ
+  around every attention product was slower than FP32) and its ``MatMul``s get dynamic INT8;
 - the keystroke, expert and decode-head graphs are linear layers, attention and embedding
   tables: ``quantize_dynamic`` (int8 weights, activation scales computed per call) needs no
   calibration and shrinks the embedding and vocabulary matrices that dominate the file size.
+
+Every INT8 graph keeps its weights in ``<file>.data`` beside it (ONNX external data):
+onnxruntime maps that file instead of copying it, so rows of an embedding table that no
+keystroke looks up never become resident memory of the predictor (``docs/export.md``).
 
 Torch-free: only onnx, onnxruntime and numpy.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -35,9 +44,9 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-# Ops of the screen encoder that are quantized statically. Static QDQ MatMul put Q/DQ pairs
-# around every attention product and was slower than FP32 on AVX2 (docs/export.md).
-STATIC_OP_TYPES: tuple[str, ...] = ("Conv",)
+# Ops of a softmax-attention screen encoder that are quantized statically. Static QDQ MatMul
+# put Q/DQ pairs around every attention product and was slower than FP32 (docs/export.md).
+SOFTMAX_STATIC_OP_TYPES: tuple[str, ...] = ("Conv",)
 # Gather quantizes the embedding tables (token, position, user), the bulk of the bytes.
 DYNAMIC_OP_TYPES: tuple[str, ...] = ("MatMul", "Gather")
 
@@ -54,33 +63,42 @@ class ScreenCalibrationReader(CalibrationDataReader):
         return None if image is None else {self._input_name: image[None].astype(np.float32)}
 
 
-def quantize_screen_encoder(fp32_path: Path, int8_path: Path, calibration: Iterable[np.ndarray]) -> None:
-    """INT8 screen encoder: static QDQ convolutions calibrated on ``calibration`` (``[3, H, W]``
-    arrays), then dynamic INT8 for the MobileViT attention and linear layers (``MatMul``)."""
+def quantize_screen_encoder(fp32_path: Path, int8_path: Path, calibration: Iterable[np.ndarray], attention: str = "linear") -> None:
+    """INT8 screen encoder calibrated on ``calibration`` (``[3, H, W]`` arrays): static QDQ of
+    every op (``attention="linear"``), or static convolutions + dynamic ``MatMul`` (``"softmax"``)."""
     with tempfile.TemporaryDirectory() as tmp:
         static = Path(tmp) / "static.onnx"
-        _quantize_convolutions(fp32_path, static, calibration)
-        _quantize_dynamic(static, int8_path, op_types=("MatMul",))
+        if attention == "linear":
+            _quantize_static(fp32_path, static, calibration, op_types=None)
+        else:
+            _quantize_static(fp32_path, Path(tmp) / "conv.onnx", calibration, op_types=SOFTMAX_STATIC_OP_TYPES)
+            _quantize_dynamic(Path(tmp) / "conv.onnx", static, op_types=("MatMul",))
+        save_with_external_data(onnx.load(str(static)), int8_path)
 
 
-def _quantize_convolutions(fp32_path: Path, int8_path: Path, calibration: Iterable[np.ndarray]) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
+def _quantize_static(fp32_path: Path, int8_path: Path, calibration: Iterable[np.ndarray], op_types: Sequence[str] | None) -> None:
+    with tempfile.TemporaryDirectory() as tmp, _quiet_root_logger():
         # Shape inference and graph cleanup first, as ORT recommends before static quantization:
         # it folds constants so that BatchNorm is already merged into the convolutions.
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        # The stem (the first convolution, 3 input channels) stays FP32: the int8 kernel is
+        # poor at 3 channels (0.8 ms for its 14 MMAC at 512 x 256; the graph is 0.5 ms faster without it).
+        convolutions = [node.name for node in onnx.load(str(prepared), load_external_data=False).graph.node if node.op_type == "Conv"]
         quantize_static(
             str(prepared),
             str(int8_path),
             ScreenCalibrationReader(calibration),
             quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=list(STATIC_OP_TYPES),
+            op_types_to_quantize=None if op_types is None else list(op_types),
             per_channel=True,
-            # Without VNNI, u8 x s8 products may saturate in VPMADDUBSW; a 7-bit weight range avoids it.
+            # Without VNNI, u8 x s8 products may saturate in VPMADDUBSW; a 7-bit weight range
+            # avoids it on such CPUs (an export must run on whichever CPU the predictor has).
             reduce_range=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
+            nodes_to_exclude=convolutions[:1] if op_types is None else [],
         )
 
 
@@ -120,23 +138,46 @@ def gemm_to_matmul(model: onnx.ModelProto) -> onnx.ModelProto:
 def quantize_linear_graph(fp32_path: Path, int8_path: Path) -> None:
     """Dynamic INT8 (weights only, per-tensor) of a graph made of linear layers and tables."""
     with tempfile.TemporaryDirectory() as tmp:
-        rewritten = Path(tmp) / "matmul.onnx"
+        rewritten, quantized = Path(tmp) / "matmul.onnx", Path(tmp) / "int8.onnx"
         onnx.save(gemm_to_matmul(onnx.load(str(fp32_path))), str(rewritten))
-        _quantize_dynamic(rewritten, int8_path)
+        _quantize_dynamic(rewritten, quantized)
+        save_with_external_data(onnx.load(str(quantized)), int8_path)
 
 
-def _quantize_dynamic(fp32_path: Path, int8_path: Path, op_types: tuple[str, ...] = DYNAMIC_OP_TYPES) -> None:
-    # quantize_dynamic logs a root-logger warning recommending pre-processing, which only
-    # static quantization needs.
+def save_with_external_data(model: onnx.ModelProto, path: Path) -> None:
+    """Write ``model`` to ``path`` with its tensors in ``path.name + ".data"`` beside it (replaced if present)."""
+    data = path.with_name(path.name + ".data")
+    data.unlink(missing_ok=True)  # onnx appends to an existing data file
+    onnx.save(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location=data.name, size_threshold=1024)
+
+
+def graph_files(path: str | os.PathLike) -> list[Path]:
+    """An exported graph's files: the ``.onnx`` and, when it has one, its external data file."""
+    path = Path(path)
+    data = path.with_name(path.name + ".data")
+    return [path, data] if data.is_file() else [path]
+
+
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    # The quantizers log root-logger warnings that need no action here: quantize_dynamic
+    # recommends pre-processing (only static quantization needs it), quantize_static notes
+    # per-channel axes of 1-D weights (LayerNorm, biases) that it quantizes per tensor.
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)
     try:
-        quantize_dynamic(str(fp32_path), str(int8_path), op_types_to_quantize=list(op_types), per_channel=False,
-                         reduce_range=False, weight_type=QuantType.QInt8)
+        yield
     finally:
         root.setLevel(level)
 
 
+def _quantize_dynamic(fp32_path: Path, int8_path: Path, op_types: tuple[str, ...] = DYNAMIC_OP_TYPES) -> None:
+    with _quiet_root_logger():
+        quantize_dynamic(str(fp32_path), str(int8_path), op_types_to_quantize=list(op_types), per_channel=False,
+                         reduce_range=False, weight_type=QuantType.QInt8)
+
+
 def file_mb(path: str | os.PathLike) -> float:
-    return Path(path).stat().st_size / 2**20
+    """Size of a graph (with its external data file, if any), MiB."""
+    return sum(f.stat().st_size for f in graph_files(path)) / 2**20

@@ -71,7 +71,8 @@ class KeyPilotModel(nn.Module):
             )
         full = config if isinstance(config, dict) and "model" in config else {"model": dataclasses.asdict(mc)}
         bb, te, fu = mc.backbone, mc.text_encoder, mc.fusion
-        backbone = MobileViTBackbone(bb.width_multiplier, bb.stage_channels, bb.transformer_dims, bb.transformer_depths, bb.dense_channels)
+        backbone = MobileViTBackbone(bb.width_multiplier, bb.stage_channels, bb.transformer_dims, bb.transformer_depths, bb.dense_channels,
+                                     bb.attention, bb.activation)
         encoder = KeyPilotEncoder(
             backbone=backbone,
             global_head=MLP(bb.dense_channels, mc.d_model, mc.d_model),
@@ -80,6 +81,7 @@ class KeyPilotModel(nn.Module):
             personality=Personality(mc.personality.num_users, mc.personality.dim, mc.d_model),
             fusion=CrossFormerFusion(mc.d_model, fu.heads, fu.ffn, fu.layers, fu.dropout),
             roi_size=mc.roi_size,
+            roi_tokens=mc.roi_tokens,
         )
         tr, lr, moe = mc.task_router, mc.layout_router, mc.moe
         return cls(

@@ -1,18 +1,26 @@
-"""SAM-Lite: four learned prompts -> four masks over F -> boxes -> 112 x 112 crops -> ROI tokens.
+"""SAM-Lite: four learned prompts -> four masks over F -> ROI tokens.
 
 The prompts (input field, chat bubble, keyboard, title bar; ``ROI_KEYS`` order) first attend
 to a coarse view of F (F average-pooled by 8), so each prompt adapts to the screen, then a
 dot product with every pixel of F gives a mask logit (SAM's mask decoder, reduced to one
 cross-attention layer and no upscaling: F is already at 1/4 resolution).
 
+Each ROI token is the sum of two projections (``model.roi_tokens`` picks the first one):
+- what the ROI looks like, from its box: ``crops`` (the first design, method.md's) - the box
+  cropped from the screenshot, letterboxed to ``roi_size`` and re-encoded by the backbone
+  (mean of its stride-32 features); ``pooled`` - the mean of the screen's own stride-32
+  features inside the box, the same region through the same backbone without a second
+  pass over four crops (~190 MMAC at the reference size);
+- the mask-pooled F: the sigmoid(mask)-weighted average of F.
+
 How the masks learn, given that a crop taken from a mask is not differentiable:
 - ``roi_mask_loss``: BCE + dice against the boxes the data generator knows (``rois``),
   added by the training loop with weight ``training.roi_mask_weight``;
 - a differentiable mask-pooled path: each ROI token also receives a projection of the
   sigmoid(mask)-weighted average of F, so the main loss reaches the prompts too.
-During training the crops are taken from the ground-truth boxes when the batch has them
-(teacher forcing of the crop, like proposals in Mask R-CNN); otherwise, and always at
-inference, from the predicted masks.
+During training the boxes (crops or pooled boxes) are the ground-truth ones when the batch
+has them (teacher forcing, like proposals in Mask R-CNN); otherwise, and always at
+inference, the extent of the predicted masks.
 
 Boxes from masks are the extent of the pixels whose logit is > 0. An ROI with no such pixel
 (the element is absent from the screen, or the mask found nothing) gets the box 0,0,0,0
@@ -33,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from keypilot.models.backbone import DenseMap
 from keypilot.models.layers import MLP, Attention
 
 NUM_ROIS = 4
@@ -61,20 +70,19 @@ class SamLite(nn.Module):
         self.crop_proj = MLP(crop_channels, d_model, d_model)
         self.pool_proj = nn.Linear(dense_channels, d_model)
 
-    def predict_masks(self, dense: Tensor) -> Tensor:
-        """F ``B x C x h x w`` -> mask logits ``B x 4 x h x w``."""
-        b, c = dense.shape[:2]
-        coarse = F.avg_pool2d(dense, COARSE_POOL, ceil_mode=True).flatten(2).transpose(1, 2)  # B x N x C
+    def predict_masks(self, dense: DenseMap) -> Tensor:
+        """F (``B x C x h x w``) -> mask logits ``B x 4 x h x w``."""
+        coarse = dense.avg_pool(COARSE_POOL)
+        b, c = coarse.shape[:2]
+        coarse = coarse.flatten(2).transpose(1, 2)  # B x N x C
         q = self.prompts.expand(b, -1, -1)
         q = q + self.attn(self.norm_q(q), context=self.norm_kv(coarse))
         q = q + self.mlp(self.norm_mlp(q))
-        return torch.einsum("bkc,bchw->bkhw", q, dense) / math.sqrt(c) + self.mask_bias[:, None, None]
+        return dense.dot(q / math.sqrt(c)) + self.mask_bias[:, None, None]
 
-    def roi_tokens(self, crop_embeddings: Tensor, mask_logits: Tensor, dense: Tensor) -> Tensor:
+    def roi_tokens(self, crop_embeddings: Tensor, mask_logits: Tensor, dense: DenseMap) -> Tensor:
         """Crop embeddings ``B x 4 x crop_channels``, masks ``B x 4 x h x w``, F -> ROI tokens ``B x 4 x d_model``."""
-        weights = torch.sigmoid(mask_logits)
-        pooled = torch.einsum("bkhw,bchw->bkc", weights, dense) / (weights.sum(dim=(2, 3))[..., None] + 1e-6)
-        return self.crop_proj(crop_embeddings) + self.pool_proj(pooled)
+        return self.crop_proj(crop_embeddings) + self.pool_proj(dense.weighted_mean(torch.sigmoid(mask_logits)))
 
 
 def boxes_from_masks(mask_logits: Tensor) -> tuple[Tensor, Tensor]:
