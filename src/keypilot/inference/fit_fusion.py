@@ -20,8 +20,9 @@ from keypilot.run_folder import FUSION_FILE
 from keypilot.labels import LAYOUTS
 from keypilot.prior_fusion import PRIOR_LIST
 
-# Multiples of the learned beta tried on the validation split (0: the network's ranking alone).
-BETA_SCALES: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
+# Multiples of the learned beta tried on the validation split: 0 is the network's ranking alone,
+# and the large ones come close to the prior's own order with the network breaking its ties.
+BETA_SCALES: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0)
 TOP_K = 5
 
 
