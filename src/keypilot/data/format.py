@@ -22,11 +22,13 @@ from typing import Any, TextIO
 from PIL import Image
 
 from keypilot.labels import ACTION_TO_TASK, LAYOUTS, ROI_KEYS, TASKS, lang_of
+from keypilot.screen_text import ScreenText, parse_screen_text
 
 log = logging.getLogger(__name__)
 
 REQUIRED_FIELDS: tuple[str, ...] = ("id", "image", "context", "task", "target", "layout")
-OPTIONAL_FIELDS: tuple[str, ...] = ("prev_layout", "lang", "user_id", "rois", "action", "session", "step", "renderer", "scenario")
+OPTIONAL_FIELDS: tuple[str, ...] = ("prev_layout", "lang", "user_id", "rois", "action", "session", "step", "renderer", "scenario",
+                                  "screen_text")
 IMAGE_FORMATS: tuple[str, ...] = ("PNG", "JPEG")
 
 
@@ -58,6 +60,9 @@ class Record:
     step: int | None = None
     renderer: str | None = None  # who drew the screenshot (the generator writes "pil" or "html")
     scenario: str | None = None  # the kind of screen and typing, e.g. "chat-en", "otp"
+    # The text on the screen (``keypilot.screen_text``): None when the record has no such field
+    # (recognition fills it), [] when the screen was read and holds no text.
+    screen_text: list[ScreenText] | None = None
     file: str = ""
     line: int = 0
 
@@ -210,6 +215,10 @@ def _parse(obj: Any, folder: Path, file: str, line: int) -> tuple[Record | None,
     if step is not None and not (_is_int(step) and step >= 0):
         problems.append(f"step must be an integer >= 0, got {json.dumps(step)}")
     rois = _check_rois(obj["rois"], problems) if obj.get("rois") is not None else {k: None for k in ROI_KEYS}
+    screen_text = None
+    if obj.get("screen_text") is not None:
+        screen_text, text_problems = parse_screen_text(obj["screen_text"])
+        problems += text_problems
 
     # Built even when labels are bad, so the image and ROI bounds are still checked and
     # every problem of the line is reported at once.
@@ -229,6 +238,7 @@ def _parse(obj: Any, folder: Path, file: str, line: int) -> tuple[Record | None,
         step=step,
         renderer=obj.get("renderer"),
         scenario=obj.get("scenario"),
+        screen_text=screen_text,
         file=file,
         line=line,
     )
@@ -243,6 +253,10 @@ def _image_problems(record: Record, info: tuple[int, int] | str) -> list[str]:
         f"roi {key} {box} lies outside the {width}x{height} image"
         for key, box in record.rois.items()
         if box is not None and not (0 <= box[0] and 0 <= box[1] and box[2] <= width and box[3] <= height)
+    ] + [
+        f"screen_text box {list(line.box)} ({line.text[:20]!r}) lies outside the {width}x{height} image"
+        for line in record.screen_text or ()
+        if not (-1 <= line.box[0] and -1 <= line.box[1] and line.box[2] <= width + 1 and line.box[3] <= height + 1)
     ]
 
 
