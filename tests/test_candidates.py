@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
 
 from keypilot.inference.candidates import CandidateFusion, KeystrokeNet, answer
-from keypilot.inference.postprocess import allowed_tokens, token_classes
+from keypilot.inference.postprocess import Candidate, allowed_tokens, token_classes
 from keypilot.prior_fusion import PRIOR_FLOOR, FirstTokens, prior_inputs
 
 
@@ -25,6 +25,7 @@ class Priors:  # the fields of keypilot.priors.KeystrokePriors that the fusion r
     corrections: dict
     completions: dict
     features: np.ndarray
+    suggestions: dict = field(default_factory=dict)
 
 
 @pytest.fixture(scope="module")
@@ -93,9 +94,11 @@ def test_prior_inputs_union_padding_and_suggestions(tokenizer) -> None:
     got = {int(i): float(m) for i, m in zip(ids, q) if m > 0}
     assert got == pytest.approx(expected)
     assert list(q) == sorted(q, reverse=True)  # largest mass first, padding (q = 0) last
-    for task in ("suggestion",):
-        ids, q = prior_inputs(priors, task, first, slots=4)
-        assert not ids.any() and not q.any()
+    ids, q = prior_inputs(priors, "suggestion", first, slots=4)
+    assert not ids.any() and not q.any()  # no copy candidates: nothing to fuse
+    priors.suggestions = {"NUM": [Cand("482913", math.log(0.9), "screen")]}
+    ids, q = prior_inputs(priors, "suggestion", first, slots=4)
+    assert ids[0] == first("482913") and q[0] == pytest.approx(0.9) and not q[1:].any()
     ids, q = prior_inputs(None, "error_correction", first, slots=4)
     assert not q.any()
 
@@ -116,6 +119,33 @@ def test_answer_uses_the_task_list_and_the_strip(tokenizer) -> None:
     assert asked == ["error_correction"] and typo.completions == []  # full=False decodes the strip's list only
     both = answer(net, "see you tomorow", priors, first_logits, lambda: None, fusion, count=3)
     assert both.corrections[0].text == "tomorrow" and both.completions[0].text == "there"
+
+
+def test_copy_candidate_competes_with_the_beam(tokenizer) -> None:
+    fusion = CandidateFusion(tokenizer, tokenizer.vocab_size, 2.0)
+    beam = Candidate("see you", 0.5, -0.7, "network")
+    flat = np.zeros(tokenizer.vocab_size, dtype=np.float32)
+    # A code on the screen with most of the prior's mass beats a beam the network is unsure of...
+    code = [Cand("482913", math.log(0.95), "screen")]
+    assert fusion.suggest(flat, code, beam, "NUM").text == "482913"
+    assert fusion.suggest(flat, code, beam, "EN") is beam  # ...only in its own layout's language
+    # ...and loses to a beam whose first token the network is sure of.
+    sure = flat.copy()
+    sure[fusion.first_token("see you")] = 40.0
+    assert fusion.suggest(sure, [Cand("hello", math.log(0.5), "screen")], beam, "EN") is beam
+    assert fusion.suggest(flat, [], None, "EN") is None
+
+    net = KeystrokeNet(np.array([0.1, 0.1, 0.8]), np.zeros(5), np.full(5, 0.2), 4, np.full(5, 0.2))  # NUM shown
+    priors = Priors(corrections={}, completions={}, features=np.zeros(4, dtype=np.float32),
+                    suggestions={"NUM": code})
+    asked: list[str] = []
+
+    def first_logits(task: str) -> np.ndarray:
+        asked.append(task)
+        return flat
+
+    out = answer(net, "", priors, first_logits, lambda: Candidate("123", 0.1, -2.3, "network"), fusion, count=3)
+    assert out.suggestion.text == "482913" and out.shown[0] == "482913" and asked[0] == "suggestion"
 
 
 def test_model_fuses_the_prior_at_the_first_token() -> None:

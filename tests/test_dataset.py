@@ -72,6 +72,25 @@ def test_encode_context_keeps_the_end(tok: KeyPilotTokenizer) -> None:
     assert encode_context(tok, "", L) == ([tok.cls_id] + [tok.pad_id] * (L - 1), [1] + [0] * (L - 1))
 
 
+def test_an_empty_field_carries_the_message_it_answers(tok: KeyPilotTokenizer, records: list[Record],
+                                                       tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from keypilot.data.dataset import record_arrays, reply_to
+    from keypilot.screen_text import ScreenText
+
+    chat = [ScreenText("Are you coming tonight?", (20, 400, 300, 430)), ScreenText("Message", (20, 900, 150, 930))]
+    Image.new("RGB", (720, 1280)).save(tmp_path / "phone.png")
+    empty = replace(records[1], image=tmp_path / "phone.png", screen_text=chat)
+    typing = replace(records[0], image=tmp_path / "phone.png", screen_text=chat)
+    assert reply_to(empty) == "Are you coming tonight?" and reply_to(typing) == "" and reply_to(records[1]) == ""
+    arrays = record_arrays([empty, records[1]], tok, L, 8)
+    message = tok.encode("Are you coming tonight?")
+    assert list(arrays["input_ids"][0][: len(message) + 2]) == [tok.cls_id, *message, tok.sep_id]
+    assert list(arrays["input_ids"][1]) == encode_context(tok, "", L)[0]  # no screen text: as before
+    assert encode_context(tok, "", L, "Are you coming tonight?")[0] == list(arrays["input_ids"][0])
+
+
 def test_items_and_batch(tok: KeyPilotTokenizer, records: list[Record]) -> None:
     ds = KeyPilotDataset(records, tok, image_height=H, image_width=W, max_context_tokens=L, max_target_tokens=T)
     loader = DataLoader(pickle.loads(pickle.dumps(ds)), batch_size=2, collate_fn=collate, num_workers=0)

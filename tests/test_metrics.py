@@ -90,3 +90,19 @@ def test_not_predicted_fields_give_no_metric() -> None:
     s = metrics.score_predictions([rec("error_correction", "the")], [{"corrections": ["the"]}])
     assert "task_accuracy" not in s and "layout_accuracy" not in s
     assert s["per_task"]["error_correction"]["top1"] == 1.0
+
+
+def test_on_screen_numbers_counts_only_targets_printed_on_the_screen() -> None:
+    from keypilot.screen_text import ScreenText
+
+    banner = [ScreenText("Your code is 482 913", (10, 10, 300, 40))]
+    code = rec("suggestion", "482913", layout="NUM", lang="NUM")
+    code.screen_text = banner
+    amount = rec("auto_completion", "37.50", layout="NUM", lang="NUM")
+    amount.screen_text = banner  # not on this screen: not counted
+    word = rec("suggestion", "hello")
+    word.screen_text = banner
+    predictions = [{"suggestion": "482913"}, {"completions": ["37.5"]}, {"suggestion": "hi"}]
+    assert metrics.on_screen_numbers([code, amount, word], predictions) == {"n": 1, "top1": 1.0, "top5": 1.0}
+    assert metrics.on_screen_numbers([code], [{"suggestion": "123"}])["top1"] == 0.0
+    assert metrics.on_screen_numbers([amount], [{"completions": []}]) is None

@@ -173,6 +173,18 @@ def test_screen_cache(predictor) -> None:
         predictor.predict(np.zeros((10, 10), dtype=np.uint8), "hi")
 
 
+def test_screen_text_conditions_an_empty_field_only(predictor) -> None:
+    from keypilot.screen_text import ScreenText
+
+    chat = [ScreenText("Are you coming tonight?", (10, 200, 200, 230)), ScreenText("Message", (10, 500, 100, 530))]
+    predictor.clear_cache()
+    blind = predictor.predict(screen(), "")
+    read = predictor.predict(screen(), "", screen_text=chat)  # the message answered reaches the text encoder
+    assert read.screen_cached and read.task_probs != pytest.approx(blind.task_probs, abs=1e-6)
+    typing = predictor.predict(screen(), "see you", screen_text=chat)
+    assert typing.task_probs == pytest.approx(predictor.predict(screen(), "see you").task_probs, abs=1e-6)
+
+
 def test_predict_batch_matches_single(predictor, tiny: tuple[Path, Path]) -> None:
     from keypilot.data.format import read_records
 

@@ -18,6 +18,8 @@ import pytest
 
 from keypilot.labels import LAYOUTS
 from keypilot.priors import FEATURE_NAMES, NUM_FEATURES, PRIORS_DIR, KeystrokePriors, Priors, build_priors
+from keypilot.priors.screen import read_screen
+from keypilot.screen_text import ScreenText
 
 SOURCES = {"edit", "lexicon", "ngram", "pinyin", "homophone", "emoji", "symbol", "number", "screen"}
 
@@ -203,15 +205,50 @@ def test_symbols_follow_what_precedes(priors: Priors) -> None:
     assert {"。", "，"} & set(_texts(priors.propose("我到家了").completions["SYM"])[:3])
 
 
+def _chat_screen() -> list[ScreenText]:
+    """A chat under an SMS banner, as the generator or the recogniser gives it (720 x 1280)."""
+    return [ScreenText("10:42", (20, 5, 80, 30)), ScreenText("Messages · now", (40, 60, 300, 90)),
+            ScreenText("Your verification code is 482913. Do not share it.", (40, 95, 680, 125)),
+            ScreenText("Rosalind Baker", (220, 150, 520, 190)),
+            ScreenText("Hey, what's the room number?", (30, 600, 400, 640)),
+            ScreenText("Sure, one sec", (430, 680, 690, 720)),
+            ScreenText("Type a message", (30, 900, 300, 940))]
+
+
 def test_numbers_from_the_screen_and_amounts(priors: Priors) -> None:
-    out = priors.propose("48", screen=["Your code is 482913. Do not share it."])
+    out = priors.propose("48", screen=_chat_screen())
     assert out.completions["NUM"][0].text == "482913" and out.completions["NUM"][0].source == "screen"
+    assert out.feature("screen_extends_typed") == 1
     assert "37.50" in _texts(priors.propose("37.5").completions["NUM"])
+
+
+def test_screen_copy_candidates_for_an_empty_field(priors: Priors) -> None:
+    out = priors.propose("", screen=_chat_screen())
+    # The code beside "verification code" comes before the clock, before a key is pressed.
+    assert out.suggestions["NUM"][0].text == "482913"
+    assert _texts(out.suggestions["NUM"]).index("10:42") > 0
+    assert out.reply_to == "Hey, what's the room number?" and out.feature("reply_open") == 1
+    assert out.feature("screen_read") == 1 and out.feature("screen_code_near") == 1
+    typed = priors.propose("See you Ros", screen=_chat_screen())
+    assert typed.completions["EN"][0].text == "Rosalind" and not typed.suggestions and not typed.reply_to
+    blind = priors.propose("")
+    assert not blind.suggestions.get("NUM") and blind.feature("screen_read") == 0
+
+
+def test_screen_reading_groups_wrapped_bubbles_and_normalises_numbers() -> None:
+    lines = [ScreenText("Call me on", (30, 500, 300, 530)), ScreenText("138 1234 5678 tonight", (30, 534, 330, 564)),
+             ScreenText("ok", (600, 620, 690, 650)), ScreenText("Message", (30, 900, 200, 930))]
+    reading = read_screen(lines)
+    assert reading.reply_to == "Call me on 138 1234 5678 tonight"
+    assert "13812345678" in reading.numbers and reading.numbers["13812345678"] > 2
+    assert read_screen([]).reply_to == "" and not read_screen(None).has_text
 
 
 # -- features ------------------------------------------------------------------------------------
 def test_feature_vector(priors: Priors) -> None:
-    assert len(FEATURE_NAMES) == NUM_FEATURES <= 16 and len(set(FEATURE_NAMES)) == NUM_FEATURES
+    assert len(FEATURE_NAMES) == NUM_FEATURES and len(set(FEATURE_NAMES)) == NUM_FEATURES
+    from keypilot.config import load_config
+    assert load_config("tiny")["model"]["prior_features"] == NUM_FEATURES  # the configs read every feature
     empty = priors.propose("")
     assert empty.feature("field_empty") == 1 and empty.features[1:7].sum() == 0
     assert priors.propose("hello ").feature("last_space") == 1

@@ -63,14 +63,32 @@ def context_tokens(cls_id: int, token_ids: Sequence[int], max_tokens: int) -> li
     return [cls_id, *kept]
 
 
-def context_ids(tokenizer: KeyPilotTokenizer, text: str, max_tokens: int) -> np.ndarray:
-    """``context_tokens`` of ``text``: int64 ``[n]``, ``n <= max_tokens``, no padding.
+# Tokens of the message being answered that an empty field's context carries.
+MAX_REPLY_TOKENS = 32
+
+
+def field_tokens(tokenizer: KeyPilotTokenizer, text: str, reply_to: str = "") -> list[int]:
+    """The text encoder's tokens for the field's text (no ``[CLS]``, no padding).
+
+    On an empty field, the suggested reply is conditioned on the last incoming message on the
+    screen (``keypilot.priors.screen``): its last ``MAX_REPLY_TOKENS`` tokens, then ``[SEP]``,
+    then the field's (white space) text. Otherwise the field's text alone.
+    """
+    ids = tokenizer.encode(text)
+    if reply_to and not text.strip():
+        return tokenizer.encode(reply_to)[-MAX_REPLY_TOKENS:] + [tokenizer.sep_id] + ids
+    return ids
+
+
+def context_ids(tokenizer: KeyPilotTokenizer, text: str, max_tokens: int, reply_to: str = "") -> np.ndarray:
+    """``context_tokens`` of ``field_tokens(text, reply_to)``: int64 ``[n]``, ``n <= max_tokens``, no padding.
 
     Padding is left out on purpose: the text encoder masks it and reads only the ``[CLS]``
     position, so the padded and unpadded sequences give the same result and the shorter one
     is cheaper.
     """
-    return np.asarray(context_tokens(tokenizer.cls_id, tokenizer.encode(text), max_tokens), dtype=np.int64)
+    return np.asarray(context_tokens(tokenizer.cls_id, field_tokens(tokenizer, text, reply_to), max_tokens),
+                      dtype=np.int64)
 
 
 def to_pil(image: ImageInput) -> Image.Image:
@@ -150,3 +168,24 @@ class ScreenCache(Generic[Encoded]):
 
     def __len__(self) -> int:
         return len(self._screens)
+
+
+class SizeCache:
+    """The ``(width, height)`` of the screens in a ``ScreenCache``, by the same keys and bound
+    (the screen's text is placed on it: ``keypilot.priors.screen``)."""
+
+    def __init__(self, size: int = SCREEN_CACHE_SIZE) -> None:
+        self.size = size
+        self._sizes: OrderedDict[str, tuple[int, int]] = OrderedDict()
+
+    def put(self, key: str, size: tuple[int, int]) -> None:
+        self._sizes[key] = size
+        self._sizes.move_to_end(key)
+        if len(self._sizes) > self.size:
+            self._sizes.popitem(last=False)
+
+    def get(self, key: str) -> tuple[int, int] | None:
+        return self._sizes.get(key)
+
+    def clear(self) -> None:
+        self._sizes.clear()

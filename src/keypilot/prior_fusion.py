@@ -33,8 +33,8 @@ def first_token_mass(first_tokens: Sequence[int], logps: Sequence[float]) -> dic
 
 # Distinct first tokens of the prior's candidates a training row carries (the largest masses).
 PRIOR_SLOTS = 32
-# Which list of ``KeystrokePriors`` answers each candidate task (a suggestion has none).
-PRIOR_LIST = {"error_correction": "corrections", "auto_completion": "completions"}
+# Which list of ``KeystrokePriors`` answers each task (a suggestion's: copies from the screen).
+PRIOR_LIST = {"error_correction": "corrections", "auto_completion": "completions", "suggestion": "suggestions"}
 
 
 class FirstTokens:
@@ -63,7 +63,7 @@ def prior_inputs(priors: Any, task: str, first_token: FirstTokens,
 
     The first tokens of every candidate in ``task``'s lists (all languages: their tokens do not
     overlap, and at inference the layout's token mask keeps one language's) with their prior
-    mass, largest first; padding is id 0 with q = 0. A suggestion, or no priors, gives zeros.
+    mass, largest first; padding is id 0 with q = 0. No priors, or an empty list, gives zeros.
     """
     ids = np.zeros(slots, dtype=np.int64)
     q = np.zeros(slots, dtype=np.float32)
@@ -77,9 +77,10 @@ def prior_inputs(priors: Any, task: str, first_token: FirstTokens,
     return ids, q
 
 
-def propose(priors: Any, text: str) -> Any:
-    """The priors' answer for ``text`` (None without priors)."""
-    return priors.propose(text) if priors is not None else None
+def propose(priors: Any, text: str, screen: Any = None) -> Any:
+    """The priors' answer for ``text`` on a screen whose text is ``screen`` (lines or their
+    ``read_screen``; None: not read), or None without priors."""
+    return priors.propose(text, screen=screen) if priors is not None else None
 
 
 def feature_row(keystroke_priors: Any, width: int) -> np.ndarray:

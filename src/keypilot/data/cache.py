@@ -50,7 +50,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from keypilot.data.dataset import check_extra, record_arrays, screen_arrays
+from keypilot.data.dataset import check_extra, record_arrays, reply_to, screen_arrays
 from keypilot.data.format import Record
 from keypilot.tokenizer import KeyPilotTokenizer
 
@@ -58,7 +58,7 @@ logger = logging.getLogger("keypilot.train")
 
 # Bump when what a cache holds changes (a new entry of record_arrays, another letterbox):
 # old caches then get a new key and are rebuilt instead of read.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 SCREEN_ARRAYS = ("screens", "roi_boxes", "roi_valid")
 META = "meta.json"
 
@@ -79,7 +79,7 @@ def cache_key(records: Sequence[Record], tokenizer: KeyPilotTokenizer, height: i
     for r in records:
         stat = os.stat(r.image)
         fields = [r.id, str(r.image), stat.st_size, stat.st_mtime_ns, r.context, r.task, r.target, r.layout,
-                  r.prev_layout, r.lang, r.user_id, r.rois]
+                  r.prev_layout, r.lang, r.user_id, r.rois, reply_to(r)]
         digest.update(json.dumps(fields, ensure_ascii=False).encode())
         digest.update(b"\n")
     return digest.hexdigest()

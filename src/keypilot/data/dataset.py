@@ -29,7 +29,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from keypilot.data.format import Record
-from keypilot.preprocess import context_tokens, letterbox
+from keypilot.preprocess import context_tokens, field_tokens, letterbox
+from keypilot.priors.screen import ScreenReading, read_screen
 from keypilot.labels import LAYOUT_INDEX, ROI_KEYS, TASK_INDEX, lang_of
 from keypilot.prior_fusion import PRIOR_SLOTS, FirstTokens, feature_row, prior_inputs
 from keypilot.tokenizer import KeyPilotTokenizer
@@ -83,9 +84,30 @@ def context_ids(tokenizer: KeyPilotTokenizer, token_ids: list[int], max_len: int
     return ids + [tokenizer.pad_id] * pad, [1] * len(ids) + [0] * pad
 
 
-def encode_context(tokenizer: KeyPilotTokenizer, text: str, max_len: int) -> tuple[list[int], list[int]]:
-    """Model input for a field's text: ``(input_ids, attention_mask)``, each ``max_len`` long."""
-    return context_ids(tokenizer, tokenizer.encode(text), max_len)
+def encode_context(tokenizer: KeyPilotTokenizer, text: str, max_len: int,
+                   reply_to: str = "") -> tuple[list[int], list[int]]:
+    """Model input for a field's text: ``(input_ids, attention_mask)``, each ``max_len`` long
+    (``preprocess.field_tokens``: an empty field carries the message it answers)."""
+    return context_ids(tokenizer, field_tokens(tokenizer, text, reply_to), max_len)
+
+
+def screen_reading(record: Record) -> ScreenReading | None:
+    """``priors.screen.read_screen`` of a record's ``screen_text`` (None when it has none)."""
+    lines = getattr(record, "screen_text", None)
+    if not lines:
+        return None
+    with Image.open(record.image) as im:  # the header only: the size places the lines
+        size = im.size
+    return read_screen(lines, size)
+
+
+def reply_to(record: Record, reading: ScreenReading | None = None) -> str:
+    """The last incoming message on a record's screen when its field is empty (else ""): what
+    the suggestion is conditioned on. Records without ``screen_text`` have none."""
+    if record.context.strip():
+        return ""
+    reading = reading or screen_reading(record)
+    return reading.reply_to if reading else ""
 
 
 def target_ids(tokenizer: KeyPilotTokenizer, token_ids: list[int], max_len: int) -> list[int]:
@@ -113,6 +135,9 @@ def record_arrays(records: Sequence[Record], tokenizer: KeyPilotTokenizer, max_c
         "target_tokens": np.zeros((n, max_target_tokens), dtype=np.int64),
     }
     for i, (ctx, tgt) in enumerate(zip(contexts, targets)):
+        reply = reply_to(records[i])
+        if reply:
+            ctx = field_tokens(tokenizer, records[i].context, reply)
         arrays["input_ids"][i], arrays["attention_mask"][i] = context_ids(tokenizer, ctx, max_context_tokens)
         arrays["target_tokens"][i] = target_ids(tokenizer, tgt, max_target_tokens)
     labels = {
@@ -183,7 +208,7 @@ def record_priors(records: Sequence[Record], priors: Any, tokenizer: KeyPilotTok
               "prior_ids": np.zeros((len(records), PRIOR_SLOTS), dtype=np.int64),
               "prior_q": np.zeros((len(records), PRIOR_SLOTS), dtype=np.float32)}
     for i, record in enumerate(records):
-        proposal = priors.propose(record.context)
+        proposal = priors.propose(record.context, screen=screen_reading(record))
         arrays["prior_features"][i] = feature_row(proposal, width)
         arrays["prior_ids"][i], arrays["prior_q"][i] = prior_inputs(proposal, record.task, first)
     return arrays

@@ -326,8 +326,9 @@ class PriorsAloneBaseline:
     """The keyboard without its network: the run's priors (``keypilot.priors``) answer alone.
 
     Task and layout come from the text rule (``TextRuleBaseline``); corrections and
-    completions are the priors' lists for that layout's language, in the priors' order; on an
-    empty field the suggestion is the priors' first completion. Comparing the model with this
+    completions are the priors' lists for that layout's language, in the priors' order (with the
+    record's ``screen_text`` when it has one); on an empty field the suggestion is the priors'
+    first copy candidate from the screen, else their first completion. Comparing the model with this
     row shows what the network itself adds to the priors it is fused with.
     """
 
@@ -341,12 +342,14 @@ class PriorsAloneBaseline:
         self._rule.fit(records)  # the priors themselves were built from the training split
 
     def predict(self, record: Any) -> BaselineOutput:
-        proposal = self.priors.propose(record.context)
+        proposal = self.priors.propose(record.context, screen=getattr(record, "screen_text", None))
         layout = self._rule.layout(record.context, record.prev_layout)
         corrections = [c.text for c in proposal.corrections.get(layout, [])][:NUM_CANDIDATES]
         completions = [c.text for c in proposal.completions.get(layout, [])][:NUM_CANDIDATES]
-        # On an empty field the priors' best guess is their first completion ("" when they have none).
-        suggestion = (completions[:1] or [""])[0] if not record.context.strip() else None
+        # On an empty field the priors' best guess is their first copy from the screen for that
+        # layout, else their first completion ("" when they have neither).
+        copies = [c.text for c in proposal.suggestions.get(layout, [])]
+        suggestion = (copies[:1] or completions[:1] or [""])[0] if not record.context.strip() else None
         return BaselineOutput(task=self._rule.task(record.context), corrections=corrections, completions=completions,
                               suggestion=suggestion, layout=layout)
 

@@ -9,7 +9,8 @@ run with its ``file:line: reason``), predicts them in batches, and writes
 
 Nothing generator-specific is assumed: ``session``/``step``, ``rois`` and ``user_id`` are used
 when present and skipped otherwise. With ``baselines=True`` the model's text-only ablation
-(the same run fed a black screenshot) and the baselines of
+(the same run fed a black screenshot), the screen-text ablation (the records' ``screen_text``
+ignored, when they have it) and the baselines of
 :mod:`keypilot.evaluation.baselines` are scored on the same records; the n-gram and
 suggestion baselines learn from the training split (``train_data``, by default the
 ``train.jsonl`` beside the evaluated file, when there is one).
@@ -28,7 +29,7 @@ import numpy as np
 
 from keypilot.evaluation import metrics as M
 from keypilot.evaluation.baselines import default_baselines, fit_all
-from keypilot.evaluation.report import MODEL, TEXT_ONLY, write_report
+from keypilot.evaluation.report import MODEL, SCREEN_TEXT_OFF, TEXT_ONLY, write_report
 from keypilot.evaluation.simulate import simulate
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,11 @@ def baseline_metrics(predictor: Any, records: list[Any], train_records: list[Any
     results = {TEXT_ONLY: M.score_predictions(records, blank_rows)}
     pinyin = pinyin_records(predictor.priors, records)
     results[TEXT_ONLY]["pinyin"] = pinyin_score(records, blank_rows, pinyin)
+    if any(r.screen_text for r in records):
+        off = predictor.predict_batch(records, batch_size=batch_size, screen_text_off=True)
+        off_rows = [prediction_row(r.id, p) for r, p in zip(records, off.predictions)]
+        results[SCREEN_TEXT_OFF] = M.score_predictions(records, off_rows)
+        results[SCREEN_TEXT_OFF]["pinyin"] = pinyin_score(records, off_rows, pinyin)
     baselines = default_baselines(predictor.priors)
     fit_all(baselines, train_records)
     for baseline in baselines:

@@ -206,8 +206,41 @@ def score_predictions(records: Sequence[Any], predictions: Sequence[Mapping[str,
     if f1s:
         out["suggestion"] = {"n": len(f1s), "exact_match": out["per_task"]["suggestion"]["top1"],
                              "char_f1": sum(f1s) / len(f1s)}
+    on_screen = on_screen_numbers(records, predictions)
+    if on_screen:
+        out["on_screen_num"] = on_screen
     out.update(grouped_scores(records, predictions))
     return out
+
+
+def _digits(text: str) -> str:
+    return "".join(c for c in text if c.isdigit())
+
+
+def printed_on_screen(record: Any) -> bool:
+    """Is the record's numeric target printed on its screen (a code, amount or phone number in
+    some line of ``screen_text``, spaces and dashes aside)?"""
+    lines = getattr(record, "screen_text", None)
+    target = _digits(record.target)
+    return bool(lines) and len(target) >= 3 and any(target in _digits(line.text) for line in lines)
+
+
+def on_screen_numbers(records: Sequence[Any], predictions: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """Top-1 exact and top-5 for NUM completions and suggestions whose target is printed on the
+    screen: what the screen-text channel is for (an OTP, an amount, a phone number)."""
+    hits: list[tuple[bool, bool]] = []
+    for record, prediction in zip(records, predictions):
+        if record.task not in ("auto_completion", "suggestion") or target_lang(record) != "NUM":
+            continue
+        if not printed_on_screen(record):
+            continue
+        candidates = candidates_for(record.task, prediction)
+        if candidates is None:
+            return None
+        hits.append((top_k_hit(candidates, record.target, 1), top_k_hit(candidates, record.target, 5)))
+    if not hits:
+        return None
+    return {"n": len(hits), "top1": sum(h[0] for h in hits) / len(hits), "top5": sum(h[1] for h in hits) / len(hits)}
 
 
 GROUP_FIELDS: tuple[str, ...] = ("renderer", "scenario")

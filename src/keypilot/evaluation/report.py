@@ -26,9 +26,11 @@ TABLE_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("suggestion char-F1", ("suggestion", "char_f1")),
     ("candidates top-5 (all tasks)", ("candidates", "top5")),
     ("pinyin top-5 (in IME dict)", ("pinyin", "top5")),
+    ("on-screen NUM top-1", ("on_screen_num", "top1")),
 )
 MODEL = "model"
 TEXT_ONLY = "model, text only (blank screen)"
+SCREEN_TEXT_OFF = "model, screen-text channel off"
 PRIORS_ALONE = "priors alone"
 
 
@@ -108,7 +110,7 @@ def network_verdict(model: dict[str, Any], baselines: dict[str, dict[str, Any]])
     (all tasks)? Said plainly either way, with the margins."""
     mine = lookup(model, ("candidates", "top5"))
     parts = []
-    for name in (PRIORS_ALONE, TEXT_ONLY):
+    for name in (PRIORS_ALONE, TEXT_ONLY, SCREEN_TEXT_OFF):
         other = lookup(baselines.get(name, {}), ("candidates", "top5"))
         if mine is None or other is None:
             continue
@@ -198,6 +200,7 @@ def write_report(metrics: dict[str, Any], out_dir: Path) -> Path:
                         ("candidate top-5", ("candidates", "top5")), ("target in shown strip", ("candidates", "strip")),
                         ("suggestion exact match", ("suggestion", "exact_match")),
                         ("suggestion char-F1", ("suggestion", "char_f1")),
+                        ("NUM target printed on the screen: top-1", ("on_screen_num", "top1")),
                         ("language-expert alignment", ("expert_alignment",)),
                         ("image->text R@1", ("retrieval", "image_to_text_R@1")),
                         ("image->text R@5", ("retrieval", "image_to_text_R@5")),

@@ -20,7 +20,9 @@ candidates sharing it. Each further position of a multi-token candidate would co
 pass over the 32K-row head (``docs/export.md``), which a 5 ms keystroke cannot afford, so the
 rest of a candidate is the prior's. The network's own best first tokens that no prior
 candidate starts with join the list as one-token candidates (the union of the network's
-and the prior's n-best); the suggestion for an empty field is the network's beam search.
+and the prior's n-best). The suggestion for an empty field is the network's beam search, unless
+a copy candidate from the screen (a code, an amount: ``keypilot.priors.screen``) scores higher
+under the same fused first-token distribution.
 
 Everything here is numpy: ``Predictor`` (torch) and ``OnnxPredictor`` only supply the
 network's numbers (``KeystrokeNet`` and first-token logits per task), so both backends answer
@@ -98,14 +100,8 @@ class CandidateFusion:
         text = self._text[token]
         return text if text is not None and lang_of(text) == layout else None
 
-    def rank(self, logits: np.ndarray, prior: Sequence[Any], layout: str, count: int,
-             network_proposals: int = NETWORK_PROPOSALS) -> list[Candidate]:
-        """Up to ``count`` candidates of ``layout``'s language, best first.
-
-        Args:
-            logits: ``[V]`` first-token logits of the network (task conditioning, layout shown).
-            prior: the prior's list for this task and language (``PriorCandidate``: text, logp).
-        """
+    def _fused(self, logits: np.ndarray, prior: Sequence[Any], layout: str) -> _Fused | None:
+        """The product of experts at the first token, over ``layout``'s word tokens."""
         prior = [c for c in prior if c.text and lang_of(c.text) == layout]
         firsts = [self.first_token(c.text) for c in prior]
         mass = first_token_mass(firsts, [c.logp for c in prior])
@@ -116,28 +112,66 @@ class CandidateFusion:
             fused[tokens] += self.prior_weight * boost
         allowed = self.word_tokens[layout]
         if not len(allowed):
-            return []
+            return None
         scores = fused[allowed]
         top = scores.max()
-        log_z = top + math.log(np.exp(scores - top).sum())
+        return _Fused(prior, firsts, mass, fused, allowed, scores, top + math.log(np.exp(scores - top).sum()))
 
+    def rank(self, logits: np.ndarray, prior: Sequence[Any], layout: str, count: int,
+             network_proposals: int = NETWORK_PROPOSALS) -> list[Candidate]:
+        """Up to ``count`` candidates of ``layout``'s language, best first.
+
+        Args:
+            logits: ``[V]`` first-token logits of the network (task conditioning, layout shown).
+            prior: the prior's list for this task and language (``PriorCandidate``: text, logp).
+        """
+        f = self._fused(logits, prior, layout)
+        if f is None:
+            return []
         ranked: dict[str, Candidate] = {}
-        for candidate, token in zip(prior, firsts):
+        for candidate, token in zip(f.prior, f.firsts):
             if token < 0:
                 continue
-            score = fused[token] - log_z + candidate.logp - math.log(mass[token])
+            score = f.fused[token] - f.log_z + candidate.logp - math.log(f.mass[token])
             if candidate.text not in ranked or ranked[candidate.text].score < score:
                 ranked[candidate.text] = Candidate(candidate.text, math.exp(score), score, "prior")
         if network_proposals:
-            best = allowed[np.argpartition(-scores, min(network_proposals, len(scores) - 1))[:network_proposals]]
+            best = f.allowed[np.argpartition(-f.scores, min(network_proposals, len(f.scores) - 1))[:network_proposals]]
             for token in best.tolist():
-                if token in mass:
+                if token in f.mass:
                     continue  # its mass is the prior candidates' that start with it
                 text = self.token_text(token, layout)
                 if text is not None and text not in ranked:
-                    score = fused[token] - log_z
+                    score = f.fused[token] - f.log_z
                     ranked[text] = Candidate(text, math.exp(score), score, "network")
         return sorted(ranked.values(), key=lambda c: -c.score)[:count]
+
+    def suggest(self, logits: np.ndarray, prior: Sequence[Any], beam: Candidate | None, layout: str) -> Candidate | None:
+        """The suggestion: the best of the prior's copy candidates (a code, an amount on the
+        screen) and the network's beam, under the same fused first-token distribution. The beam
+        keeps the share of its first token that no prior candidate claims."""
+        ranked = self.rank(logits, prior, layout, 1, network_proposals=0)
+        if not ranked:
+            return beam
+        if beam is None:
+            return ranked[0]
+        f = self._fused(logits, prior, layout)
+        token = self.first_token(beam.text)
+        if f is None or token < 0:
+            return ranked[0]
+        score = f.fused[token] - f.log_z + math.log1p(-min(f.mass.get(token, 0.0), 0.999))
+        return ranked[0] if ranked[0].score > score else beam
+
+
+@dataclass
+class _Fused:
+    prior: list[Any]  # the prior's candidates in the layout's language
+    firsts: list[int]  # their first tokens (-1: none)
+    mass: dict[int, float]  # q per first token
+    fused: np.ndarray  # [V] logits + beta * boost
+    allowed: np.ndarray  # the layout's word tokens
+    scores: np.ndarray  # fused[allowed]
+    log_z: float  # log-sum-exp of scores
 
 
 def answer(net: KeystrokeNet, text: str, priors: Any, first_logits: Callable[[str], np.ndarray],
@@ -151,7 +185,8 @@ def answer(net: KeystrokeNet, text: str, priors: Any, first_logits: Callable[[st
         priors: ``KeystrokePriors`` of ``text``, or None (no priors: the network alone).
         first_logits: task -> ``[V]`` first-token logits under that task's conditioning and the
             layout shown (called only for the lists this keystroke decodes).
-        suggest: the suggestion for an empty field (called only when the field is empty).
+        suggest: the network's suggestion for an empty field (called only when the field is
+            empty); the prior's copy candidates for the layout shown compete with it.
         full: decode both candidate lists; else only the one the strip shows.
         timing_ms: the caller's stage times; ``suggestion`` and ``candidates`` (first-token logits
             and ranking) are added.
@@ -159,7 +194,12 @@ def answer(net: KeystrokeNet, text: str, priors: Any, first_logits: Callable[[st
     layout = LAYOUTS[net.layout]
     task = net.task
     began = time.perf_counter()
-    suggestion = suggest() if is_empty_field(text) else None
+    suggestion = None
+    if is_empty_field(text):
+        suggestion = suggest()
+        copies = priors.suggestions.get(layout, []) if priors is not None else []
+        if copies:
+            suggestion = fusion.suggest(first_logits("suggestion"), copies, suggestion, layout)
     suggested = time.perf_counter()
     wants_correction, wants_completion = lists_to_decode(task, text, full, suggestion is not None)
 

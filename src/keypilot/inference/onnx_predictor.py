@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,13 @@ from PIL import Image
 
 from keypilot.beam import beam_search
 from keypilot.inference.candidates import CandidateFusion, KeystrokeNet, answer, stage_times
-from keypilot.inference.postprocess import Candidate, Prediction, keep_candidates, language_bias
+from keypilot.inference.postprocess import Candidate, Prediction, is_empty_field, keep_candidates, language_bias
 from keypilot.inference.privacy import is_private, withheld_prediction
 from keypilot.preprocess import (
     SCREEN_CACHE_SIZE,
     ImageInput,
     ScreenCache,
+    SizeCache,
     cache_key,
     context_ids,
     letterbox_array,
@@ -41,6 +43,8 @@ from keypilot.preprocess import (
 )
 from keypilot.labels import EXPERTS, LAYOUT_INDEX, LAYOUTS, TASKS
 from keypilot.prior_fusion import feature_row, propose
+from keypilot.priors.screen import read_screen
+from keypilot.screen_text import ScreenText
 from keypilot.run_folder import MANIFEST_FILE
 from keypilot.tokenizer import KeyPilotTokenizer
 
@@ -100,6 +104,7 @@ class OnnxPredictor:
         self.fusion = CandidateFusion(self.tokenizer, self.vocab_size, self.manifest.get("prior_weight", 1.0))
         self._screens: ScreenCache[dict[str, np.ndarray]] = ScreenCache(cache_size)
         self._suggestions: OrderedDict[tuple, Candidate | None] = OrderedDict()
+        self._sizes = SizeCache(cache_size)  # cache key -> (width, height): places the screen's text
         self._cache_size = cache_size
         self.encoder_runs = 0
 
@@ -123,14 +128,22 @@ class OnnxPredictor:
         self.encoder_runs += 1
         return {"global_feat": global_feat, "roi_feats": roi_feats}
 
+    def _encode_sized(self, image: ImageInput, key: str) -> dict[str, np.ndarray]:
+        pil = to_pil(image)
+        self._sizes.put(key, pil.size)
+        return self.encode_screen(pil)
+
     def clear_cache(self) -> None:
         self._screens.clear()
         self._suggestions.clear()
+        self._sizes.clear()
 
     def encode_keystroke(self, screen: dict[str, np.ndarray], text: str, prev_layout: str = "EN",
-                         user_id: int | None = None, layout: str | None = None, priors: Any = None) -> KeystrokeState:
-        """Run the keystroke graph on cached visual tokens (``priors``: the text's ``KeystrokePriors``)."""
-        ids = context_ids(self.tokenizer, text, self.max_context)[None]
+                         user_id: int | None = None, layout: str | None = None, priors: Any = None,
+                         reply_to: str = "") -> KeystrokeState:
+        """Run the keystroke graph on cached visual tokens (``priors``: the text's ``KeystrokePriors``;
+        ``reply_to``: the message an empty field answers)."""
+        ids = context_ids(self.tokenizer, text, self.max_context, reply_to)[None]
         feeds = {
             **screen,
             "input_ids": ids,
@@ -183,20 +196,23 @@ class OnnxPredictor:
 
     def predict(self, image: ImageInput, text: str, prev_layout: str = "EN", user_id: int | None = None,
                 layout: str | None = None, full: bool = True, screen_key: str | None = None,
-                input_type: str | None = None) -> Prediction:
+                input_type: str | None = None, screen_text: Sequence[ScreenText] | None = None) -> Prediction:
         """Answer one keystroke, as ``Predictor.predict`` does. ``layout`` pins the layout;
         ``full=False`` decodes only the list the strip shows (the others come back empty);
-        ``screen_key`` names the screenshot for the cache instead of a hash of its pixels."""
+        ``screen_key`` names the screenshot for the cache instead of a hash of its pixels;
+        ``screen_text``: the screen's text lines, None when not read (yet)."""
         if is_private(input_type):  # a password field: nothing read, predicted or kept (privacy.py)
             return withheld_prediction(layout or prev_layout)
         started = time.perf_counter()
         key = cache_key(image, screen_key)
-        screen, cached = self._screens.get(image, lambda uncached: self.encode_screen(to_pil(uncached)), key=key)
+        screen, cached = self._screens.get(image, lambda uncached: self._encode_sized(uncached, key), key=key)
         screen_ms = 0.0 if cached else 1000 * (time.perf_counter() - started)
         keystroke_start = time.perf_counter()
-        priors = propose(self.priors, text)
+        reading = read_screen(screen_text, self._sizes.get(key))
+        priors = propose(self.priors, text, reading)
+        reply = reading.reply_to if is_empty_field(text) else ""
         priors_done = time.perf_counter()
-        state = self.encode_keystroke(screen, text, prev_layout, user_id, layout, priors)
+        state = self.encode_keystroke(screen, text, prev_layout, user_id, layout, priors, reply)
         network_done = time.perf_counter()
         logits: dict[str, np.ndarray] = {}
 
@@ -207,7 +223,7 @@ class OnnxPredictor:
 
         def suggest() -> Candidate | None:
             # The suggestion depends on the screen, the user and the layouts only: keep it.
-            entry = (key, user_id, prev_layout, state.net.layout)
+            entry = (key, user_id, prev_layout, state.net.layout, reply)
             if entry not in self._suggestions:
                 self._suggestions[entry] = self.suggest(state)
                 if len(self._suggestions) > self._cache_size:

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from keypilot.data.dataset import encode_context
+from keypilot.data.dataset import encode_context, reply_to, screen_reading
 from keypilot.inference.candidates import (
     CandidateFusion,
     KeystrokeNet,
@@ -52,13 +52,14 @@ from keypilot.inference.postprocess import (
     token_classes,
 )
 from keypilot.inference.privacy import is_private, withheld_prediction
-from keypilot.labels import LAYOUT_INDEX, LAYOUTS, TASK_INDEX
-from keypilot.preprocess import SCREEN_CACHE_SIZE, ImageInput, ScreenCache, cache_key, letterbox_array, to_pil
+from keypilot.labels import LAYOUT_INDEX, LAYOUTS, TASK_INDEX, TASKS
+from keypilot.preprocess import SCREEN_CACHE_SIZE, ImageInput, ScreenCache, SizeCache, cache_key, letterbox_array, to_pil
 from keypilot.prior_fusion import feature_row, propose
+from keypilot.priors.screen import read_screen
+from keypilot.screen_text import ScreenText
 from keypilot.run_folder import TOKENIZER_FILE, missing_run_files
 from keypilot.models.routers import apply_hysteresis
 
-CANDIDATE_TASKS = ("error_correction", "auto_completion")
 
 
 @dataclass
@@ -79,7 +80,7 @@ class NetworkBatch:
     records: Sequence[Any]
     nets: list[KeystrokeNet]
     priors: list[Any]  # KeystrokePriors per record (None without priors)
-    first_logits: dict[str, np.ndarray]  # task -> B x V, under the layout shown
+    first_logits: dict[str, np.ndarray]  # task -> B x V (every task), under the layout shown
     arrays: dict[str, np.ndarray]  # global_feat, text_feat, expert_probs, layout_logits
     suggestions: dict[int, Candidate | None]  # row -> suggestion (empty fields only)
     seconds: float
@@ -125,6 +126,7 @@ class Predictor:
         self.fusion = CandidateFusion(tokenizer, mc["vocab_size"], weight)
         self._screens: ScreenCache[dict[str, torch.Tensor]] = ScreenCache(cache_size)
         self._suggestions: OrderedDict[tuple, Candidate | None] = OrderedDict()
+        self._sizes = SizeCache(cache_size)  # cache key -> (width, height): places the screen's text
         self._cache_size = cache_size
 
     @classmethod
@@ -148,8 +150,8 @@ class Predictor:
     def _image_tensor(self, image: ImageInput) -> torch.Tensor:
         return torch.from_numpy(letterbox_array(to_pil(image), self.height, self.width))
 
-    def _context(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        pairs = [encode_context(self.tokenizer, text, self.max_context) for text in texts]
+    def _context(self, texts: Sequence[str], replies: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        pairs = [encode_context(self.tokenizer, text, self.max_context, reply) for text, reply in zip(texts, replies)]
         ids = torch.tensor([p[0] for p in pairs], dtype=torch.long, device=self.device)
         mask = torch.tensor([p[1] for p in pairs], dtype=torch.long, device=self.device)
         return ids, mask
@@ -158,21 +160,27 @@ class Predictor:
         """The encoded screen and whether it came from the cache (``ScreenCache.get`` on ``screen_key``)."""
         return self._screens.get(image, self._encode_screen, screen_key)
 
-    def _encode_screen(self, image: ImageInput) -> dict[str, torch.Tensor]:
+    def _encode_screen(self, image: ImageInput, key: str | None = None) -> dict[str, torch.Tensor]:
+        pil = to_pil(image)
+        if key is not None:
+            self._sizes.put(key, pil.size)
+        pixels = torch.from_numpy(letterbox_array(pil, self.height, self.width))
         with torch.inference_mode():
-            return self.model.encode_screen(self._image_tensor(image)[None].to(self.device))
+            return self.model.encode_screen(pixels[None].to(self.device))
 
     def clear_cache(self) -> None:
         self._screens.clear()
         self._suggestions.clear()
+        self._sizes.clear()
 
     # ------------------------------------------------------------------ the network's numbers
 
-    def _keystrokes(self, screen: dict[str, torch.Tensor], texts: Sequence[str], priors: Sequence[Any],
-                    user_ids: Sequence[int | None], prev_layouts: Sequence[str],
+    def _keystrokes(self, screen: dict[str, torch.Tensor], texts: Sequence[str], replies: Sequence[str],
+                    priors: Sequence[Any], user_ids: Sequence[int | None], prev_layouts: Sequence[str],
                     layout: str | None = None) -> tuple[dict[str, torch.Tensor], list[KeystrokeNet], torch.Tensor]:
-        """Routers and encoder for a batch of keystrokes on encoded screens: (outputs, nets, layouts shown)."""
-        ids, mask = self._context(texts)
+        """Routers and encoder for a batch of keystrokes on encoded screens: (outputs, nets, layouts shown).
+        ``replies``: the message each empty field answers ("" for none)."""
+        ids, mask = self._context(texts, replies)
         features = torch.from_numpy(np.stack([feature_row(p, self.prior_features) for p in priors])).to(self.device)
         out = self.model.encode_keystroke(
             screen, ids, mask,
@@ -219,25 +227,28 @@ class Predictor:
 
     def predict(self, image: ImageInput, text: str, prev_layout: str = "EN", user_id: int | None = None,
                 layout: str | None = None, full: bool = True, screen_key: str | None = None,
-                input_type: str | None = None) -> Prediction:
+                input_type: str | None = None, screen_text: Sequence[ScreenText] | None = None) -> Prediction:
         """Answer one keystroke. ``image``: a path, a PIL image or an H x W x 3 uint8 array.
 
         ``layout`` pins the layout (the user chose it with the layout key): candidates then
         follow it instead of the router's choice. ``full=False`` decodes only the strip's list.
         ``screen_key`` names the screenshot for the cache instead of a hash of its pixels
-        (it must identify these pixels only, e.g. the server's ``screen_id``).
+        (it must identify these pixels only, e.g. the server's ``screen_id``). ``screen_text``:
+        the screen's text lines (``keypilot.ocr``), None when not read (yet).
         """
         if is_private(input_type):  # a password field: nothing read, predicted or kept (privacy.py)
             return withheld_prediction(layout or prev_layout)
         started = time.perf_counter()
         key = cache_key(image, screen_key)
-        screen, cached = self._screens.get(image, self._encode_screen, key=key)
+        screen, cached = self._screens.get(image, lambda uncached: self._encode_screen(uncached, key), key=key)
         screen_ms = 0.0 if cached else 1000 * (time.perf_counter() - started)
         keystroke_start = time.perf_counter()
-        priors = propose(self.priors, text)
+        reading = read_screen(screen_text, self._sizes.get(key))
+        priors = propose(self.priors, text, reading)
+        reply = reading.reply_to if is_empty_field(text) else ""
         priors_done = time.perf_counter()
         with torch.inference_mode():
-            out, nets, layouts = self._keystrokes(screen, [text], [priors], [user_id], [prev_layout], layout)
+            out, nets, layouts = self._keystrokes(screen, [text], [reply], [priors], [user_id], [prev_layout], layout)
             network_done = time.perf_counter()
             logits: dict[str, np.ndarray] = {}
 
@@ -248,7 +259,7 @@ class Predictor:
 
             def suggest() -> Candidate | None:
                 # The suggestion depends on the screen, the user and the layouts only: keep it.
-                entry = (key, user_id, prev_layout, int(layouts[0]))
+                entry = (key, user_id, prev_layout, int(layouts[0]), reply)
                 if entry not in self._suggestions:
                     self._suggestions[entry] = self._suggest(out, layouts, [0])[0]
                     if len(self._suggestions) > self._cache_size:
@@ -263,11 +274,13 @@ class Predictor:
         return prediction
 
     def network_batches(self, records: Sequence[Any], batch_size: int = 16, blank_screen: bool = False,
-                        suggestions: bool = True) -> Iterator[NetworkBatch]:
-        """The network's outputs for records (``image, context, prev_layout, user_id``), batch by batch:
-        first-token logits of both candidate tasks under the layout shown, and the suggestions.
+                        suggestions: bool = True, screen_text_off: bool = False) -> Iterator[NetworkBatch]:
+        """The network's outputs for records (``image, context, prev_layout, user_id`` and
+        optionally ``screen_text``), batch by batch: first-token logits of every task under the
+        layout shown, and the network's suggestions.
 
-        ``blank_screen`` feeds a black screenshot instead (the text-only ablation).
+        ``blank_screen`` feeds a black screenshot instead (the text-only ablation);
+        ``screen_text_off`` ignores the records' screen text (the channel-off ablation).
         """
         for start in range(0, len(records), batch_size):
             chunk = records[start : start + batch_size]
@@ -277,26 +290,31 @@ class Predictor:
             else:
                 images = torch.stack([self._image_tensor(r.image) for r in chunk])
             texts = [r.context for r in chunk]
-            priors = [propose(self.priors, t) for t in texts]
+            readings = [None if screen_text_off else screen_reading(r) for r in chunk]
+            priors = [propose(self.priors, t, s) for t, s in zip(texts, readings)]
+            replies = [reply_to(r, s) if s else "" for r, s in zip(chunk, readings)]
             with torch.inference_mode():
                 screen = self.model.encode_screen(images.to(self.device))
-                out, nets, layouts = self._keystrokes(screen, texts, priors, [r.user_id for r in chunk],
+                out, nets, layouts = self._keystrokes(screen, texts, replies, priors, [r.user_id for r in chunk],
                                                       [r.prev_layout for r in chunk])
-                first = {task: self._first_logits(out, task, layouts) for task in CANDIDATE_TASKS}
+                first = {task: self._first_logits(out, task, layouts) for task in TASKS}
                 empty = [i for i, t in enumerate(texts) if is_empty_field(t)] if suggestions else []
                 suggested = self._suggest(out, layouts, empty)
             arrays = {key: out[key].float().cpu().numpy() for key in ("global_feat", "text_feat", "expert_probs", "layout_logits")}
             yield NetworkBatch(chunk, nets, priors, first, arrays, suggested, time.perf_counter() - began)
 
-    def predict_batch(self, records: Sequence[Any], batch_size: int = 16, blank_screen: bool = False) -> BatchResult:
-        """Predict records (``image, context, prev_layout, user_id``) in batches, both candidate lists.
+    def predict_batch(self, records: Sequence[Any], batch_size: int = 16, blank_screen: bool = False,
+                      screen_text_off: bool = False) -> BatchResult:
+        """Predict records (``image, context, prev_layout, user_id``, optionally ``screen_text``) in
+        batches, both candidate lists.
 
-        ``blank_screen`` feeds a black screenshot instead (the text-only ablation). The screen
-        cache is not used; ``timing_ms`` is the batch's time shared equally by its records.
+        ``blank_screen`` feeds a black screenshot instead (the text-only ablation);
+        ``screen_text_off`` ignores the records' screen text. The screen cache is not used;
+        ``timing_ms`` is the batch's time shared equally by its records.
         """
         predictions: list[Prediction] = []
         arrays: dict[str, list[np.ndarray]] = {"global_feat": [], "text_feat": [], "expert_probs": [], "layout_logits": []}
-        for batch in self.network_batches(records, batch_size, blank_screen):
+        for batch in self.network_batches(records, batch_size, blank_screen, screen_text_off=screen_text_off):
             for i, record in enumerate(batch.records):
                 began = time.perf_counter()
                 prediction = answer(batch.nets[i], record.context, batch.priors[i],

@@ -26,6 +26,11 @@ FEATURE_NAMES: tuple[str, ...] = (
     "pinyin_after_cjk",       # ... and it follows Chinese text (or starts the field)
     "ime_candidates",         # the pinyin IME has candidates for it
     "zh_p_typo",              # posterior that the Chinese characters at the caret are a homophone typo
+    "screen_read",            # the screen's text was read (the screen-text channel is on)
+    "screen_number",          # a number worth typing (code, amount, phone) is on the screen
+    "screen_code_near",       # a code-like number sits beside a code word or near the field
+    "screen_extends_typed",   # the typed digits or word are the start of something on the screen
+    "reply_open",             # the field is empty and there is an incoming message to answer
 )
 NUM_FEATURES = len(FEATURE_NAMES)
 FEATURE_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
@@ -55,8 +60,10 @@ class KeystrokePriors:
 
     corrections: dict[str, list[PriorCandidate]] = field(default_factory=dict)
     completions: dict[str, list[PriorCandidate]] = field(default_factory=dict)
+    suggestions: dict[str, list[PriorCandidate]] = field(default_factory=dict)  # empty field: copy candidates
     features: np.ndarray = field(default_factory=lambda: np.zeros(NUM_FEATURES, np.float32))
     pinyin_buffer: str = ""
+    reply_to: str = ""  # the last incoming message on the screen (conditions the suggested reply)
 
     def feature(self, name: str) -> float:
         return float(self.features[FEATURE_INDEX[name]])

@@ -5,6 +5,7 @@ Torch-free: the query side needs only the standard library, numpy and marisa-tri
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,12 +16,17 @@ from keypilot.priors import store
 from keypilot.priors.chinese import ChinesePriors
 from keypilot.priors.emojis import EmojiPriors
 from keypilot.priors.english import EnglishPriors
-from keypilot.priors.keystroke import FEATURE_INDEX, KeystrokePriors
-from keypilot.priors.symbols import NumberPriors, SymbolPriors
+from keypilot.priors.keystroke import FEATURE_INDEX, KeystrokePriors, PriorCandidate
+from keypilot.priors.screen import ScreenReading, extends, read_screen
+from keypilot.priors.symbols import NumberPriors, SymbolPriors, ranked_list
 from keypilot.priors.text import char_class, clean, last_char_class, trailing_latin, trailing_pinyin
+from keypilot.screen_text import ScreenText
 
 # Only the end of a long text matters to the next keystroke.
 MAX_CONTEXT = 256
+# Share of the English completion list that words on the screen extending the typed prefix
+# take (names, rare words of the thread).
+SCREEN_WORD_SHARE = 0.5
 
 
 class Priors:
@@ -52,14 +58,18 @@ class Priors:
         """Is ``word`` a word of the pinyin IME's lexicon (so that a buffer can reach it)?"""
         return isinstance(word, str) and self.chinese.in_dictionary(word)
 
-    def propose(self, context: str, k: int = 16, *, screen: Sequence[str] = ()) -> KeystrokePriors:
+    def propose(self, context: str, k: int = 16, *,
+                screen: Sequence[ScreenText] | ScreenReading | None = None) -> KeystrokePriors:
         """Candidates per task and language and the router features for the text ``context``.
 
-        ``screen``: strings read from the screen (numbers among them become NUM candidates).
+        ``screen``: the screen's text lines, or their ``read_screen`` (cache it per screen):
+        numbers and words on the screen become copy candidates, the last incoming message the
+        suggestion's ``reply_to``.
         """
         if not isinstance(context, str):
             raise TypeError(f"context must be a str, not {type(context).__name__}")
         k = max(1, int(k))
+        reading = screen if isinstance(screen, ScreenReading) else read_screen(screen)
         empty = not context.strip()
         ctx = clean(context[-MAX_CONTEXT:])
         out = KeystrokePriors()
@@ -78,6 +88,9 @@ class Priors:
             features[FEATURE_INDEX["p_typo"]] = info["p_typo"]
             features[FEATURE_INDEX["correction_confidence"]] = info["confidence"]
         out.completions["EN"] = self.english.complete(ctx, k)
+        screen_words = extends(word, reading.words) if word else {}
+        if screen_words:
+            out.completions["EN"] = _blend(out.completions["EN"], screen_words, k)
 
         head, buffer = trailing_pinyin(ctx)
         if buffer and self._pinyin_open(head, buffer):
@@ -94,7 +107,17 @@ class Priors:
 
         out.completions["SYM"] = self.symbols.complete(ctx, k)
         out.completions["EMOJI"] = self.emoji.complete(ctx, k)
-        out.completions["NUM"] = self.numbers.complete(ctx, k, screen)
+        out.completions["NUM"] = self.numbers.complete(ctx, k, reading.numbers)
+        if reading.has_text:
+            features[FEATURE_INDEX["screen_read"]] = 1.0
+            features[FEATURE_INDEX["screen_number"]] = min(1.0, max(reading.numbers.values(), default=0.0) / 5.0)
+            features[FEATURE_INDEX["screen_code_near"]] = reading.code_near
+            features[FEATURE_INDEX["screen_extends_typed"]] = bool(screen_words) or (
+                cls == "digit" and any(c.source == "screen" for c in out.completions["NUM"]))
+        if empty:
+            out.reply_to = reading.reply_to
+            features[FEATURE_INDEX["reply_open"]] = bool(reading.reply_to)
+            out.suggestions["NUM"] = ranked_list({(n, "screen"): w for n, w in reading.numbers.items()}, k)
         np.clip(features, 0.0, 1.0, out=features)
         return out
 
@@ -117,3 +140,15 @@ def _after_chinese(head: str) -> bool:
         if cls in ("cjk", "latin"):
             return cls == "cjk"
     return True
+
+
+def _blend(completions: list[PriorCandidate], screen_words: dict[str, float], k: int) -> list[PriorCandidate]:
+    """The lexicon's completions with the screen's words that extend the typed prefix mixed in
+    (``SCREEN_WORD_SHARE`` of the mass), one entry per word."""
+    total = sum(screen_words.values())
+    weights: dict[tuple[str, str], float] = {}
+    for c in completions:
+        weights[(c.text, c.source)] = (1 - SCREEN_WORD_SHARE) * math.exp(c.logp)
+    for text, w in screen_words.items():
+        weights[(text, "screen")] = weights.get((text, "screen"), 0.0) + SCREEN_WORD_SHARE * w / total
+    return ranked_list(weights, k)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 from keypilot.priors import store
@@ -87,31 +87,43 @@ class NumberPriors:
     def __init__(self, directory: Path) -> None:
         self.table = FollowerTable.load(Path(directory) / "num_ngram")
 
-    def complete(self, context: str, k: int, screen: Sequence[str] = ()) -> list[PriorCandidate]:
+    def complete(self, context: str, k: int, screen: Mapping[str, float] | None = None) -> list[PriorCandidate]:
+        """``screen``: the screen's numbers and their weights (``priors.screen.read_screen``).
+
+        The training texts' numbers with the typed prefix share a mass of 1, the cents of a
+        typed amount 0.5; a number on the screen brings its own weight (about 1 for a plain
+        number, up to 20 for a code beside "code"), so what the screen shows comes first.
+        """
         match = _NUMBER_TAIL.search(context[-32:])
         typed = match.group() if match else ""
         weights: dict[tuple[str, str], float] = {}
-        for text in screen:
-            for number in _NUMBER.findall(text):
-                if number.startswith(typed) and number != typed:
-                    weights[(number, "screen")] = weights.get((number, "screen"), 0.0) + 4.0
+        for number, weight in (screen or {}).items():
+            if number.startswith(typed) and number != typed:
+                weights[(number, "screen")] = weights.get((number, "screen"), 0.0) + weight
         if typed:
-            for number, n in self.table.followers("", typed, limit=64):
-                if number != typed:
-                    weights[(number, "number")] = weights.get((number, "number"), 0.0) + n
+            seen = [(number, n) for number, n in self.table.followers("", typed, limit=64) if number != typed]
+            total = sum(n for _, n in seen)
+            for number, n in seen:
+                weights[(number, "number")] = weights.get((number, "number"), 0.0) + n / total
             whole, dot, cents = typed.partition(".")
             if dot and len(cents) < 2 and whole.isdigit() and (not cents or cents.isdigit()):
-                weights[(typed + "0" * (2 - len(cents)), "number")] = weights.get((typed + "0" * (2 - len(cents)), "number"), 0.0) + 1.0
-        if not weights:
-            return []
-        total = sum(weights.values())
-        ranked = sorted(weights.items(), key=lambda kv: (-kv[1], kv[0]))
-        out, seen = [], set()
-        for (number, source), w in ranked:
-            if number not in seen:
-                seen.add(number)
-                out.append(PriorCandidate(number, math.log(w / total), source))
-        return out[:k]
+                padded = typed + "0" * (2 - len(cents))
+                weights[(padded, "number")] = weights.get((padded, "number"), 0.0) + 0.5
+        return ranked_list(weights, k)
+
+
+def ranked_list(weights: Mapping[tuple[str, str], float], k: int) -> list[PriorCandidate]:
+    """``(text, source) -> weight`` as a prior list: best first, one entry per text, ``logp``
+    normalised over all the weights."""
+    total = sum(weights.values())
+    if total <= 0:
+        return []
+    out, seen = [], set()
+    for (text, source), w in sorted(weights.items(), key=lambda kv: (-kv[1], kv[0])):
+        if text not in seen and w > 0:
+            seen.add(text)
+            out.append(PriorCandidate(text, math.log(w / total), source))
+    return out[:k]
 
 
 def build_numbers(texts: list[str], out: Path) -> dict:

@@ -1,0 +1,131 @@
+"""Copy candidates: what the text on the screen offers the focused field.
+
+A keyboard that looks at the screen is worth having mainly for what is written there: the
+one-time code in the SMS banner, the amount on the invoice, the phone or order number in the
+last message, the name of the person you are answering. ``read_screen`` turns the lines of
+``keypilot.screen_text`` (from the generator or the recogniser, ``keypilot.ocr``) into
+
+- numbers with a weight from their shape (a code, an amount, a phone number...), their
+  role on the screen and the words around them ("code", "验证码", "total"...);
+- words (names and rare words) that a typed prefix may complete to;
+- ``reply_to``: the last incoming message, which conditions the suggested reply.
+
+Only geometry is used, no app knowledge, so the rules hold for screens never seen: the field
+is near the lowest line read (the reader skips the keyboard), incoming chat lines hug the left
+margin, the top strip holds notification banners and the title.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from keypilot.screen_text import ScreenText
+
+TOP = 0.2  # the top strip (status bar, banner, title), as a share of the screen height
+NEAR = 0.12  # "near the field": within this share of the screen height above it
+INCOMING_LEFT = 0.12  # an incoming line starts within this share of the width from the left margin
+INCOMING_RIGHT = 0.8  # ... and ends before this share of the width
+CODE_WORDS = re.compile(r"code|otp|verif|pin\b|passcode|验证码|校验码|动态码|确认码|口令|码", re.I)
+MONEY_WORDS = re.compile(r"[$€£¥￥]|total|amount|due|pay|balance|price|合计|金额|总计|实付|应付|付款|元", re.I)
+PHONE_WORDS = re.compile(r"phone|tel|call|mobile|电话|手机|号码|联系", re.I)
+_NUMBER = re.compile(r"(?<![\w.])(\+?\d[\d .,\-/:]*\d|\d)(?![\w])")
+_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]{3,}")
+_CLOCK = re.compile(r"^\d{1,2}:\d{2}$")
+_DATE = re.compile(r"^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}$")
+
+
+@dataclass
+class ScreenReading:
+    """What the priors take from one screen's text."""
+
+    numbers: dict[str, float] = field(default_factory=dict)  # number as typed -> weight
+    words: dict[str, float] = field(default_factory=dict)  # word -> weight
+    reply_to: str = ""  # the last incoming message ("" when none is recognised)
+    has_text: bool = False
+    code_near: bool = False  # a code-like number sits beside a code word, or near the field
+
+
+def normalise_number(text: str) -> str:
+    """A number as a keyboard would type it: spaces and dashes inside phone numbers and codes
+    dropped ("138 1234 5678" -> "13812345678"); decimals, times and dates kept."""
+    squeezed = re.sub(r"(?<=\d)[ \-](?=\d)", "", text.strip())
+    return squeezed.rstrip(".,:")
+
+
+def _shape_weight(number: str) -> float:
+    """How likely a number of this shape is typed into a field (a code or amount, not a clock)."""
+    digits = sum(c.isdigit() for c in number)
+    if _CLOCK.match(number) or _DATE.match(number) or number.endswith("%"):
+        return 0.1
+    if re.fullmatch(r"\d+[.,]\d{2}", number):
+        return 2.0  # an amount
+    if re.fullmatch(r"\+?\d{10,13}", number):
+        return 2.0  # a phone number
+    if re.fullmatch(r"\d{4,8}", number):
+        return 2.5  # a code, a room or an order number
+    if digits >= 3:
+        return 1.0
+    return 0.3
+
+
+def read_screen(lines: Sequence[ScreenText] | None, size: tuple[int, int] | None = None) -> ScreenReading:
+    """The numbers, words and last incoming message of a screen's text lines (any order).
+
+    ``size``: the screenshot's ``(width, height)``; without it the screen is assumed to span
+    the text with equal margins left and right.
+    """
+    out = ScreenReading()
+    lines = [line for line in lines or () if line.text.strip()]
+    if not lines:
+        return out
+    out.has_text = True
+    lines.sort(key=lambda line: (line.box[1] + line.box[3]) / 2)
+    left = min(line.box[0] for line in lines)
+    width = float(size[0]) if size else max(max(line.box[2] for line in lines) + left, 1.0)
+    height = float(size[1]) if size else max(max(line.box[3] for line in lines), 1.0)
+    left = min(left, 0.06 * width)  # the margin of a screen whose text all sits further in
+    field_y = lines[-1].box[1]  # the field (its text or placeholder) is the lowest line read
+
+    incoming: list[list[ScreenText]] = []
+    for i, line in enumerate(lines):
+        x0, y0, x1, y1 = line.box
+        top = y1 <= TOP * height
+        near = 0 <= field_y - y0 <= NEAR * height
+        is_incoming = (not top and i < len(lines) - 1 and x0 - left <= INCOMING_LEFT * width
+                       and x1 <= INCOMING_RIGHT * width)
+        if is_incoming:
+            # A wrapped bubble is several lines one below the other: group them.
+            if incoming and incoming[-1][-1] is lines[i - 1] and y0 - incoming[-1][-1].box[3] < 0.6 * (y1 - y0):
+                incoming[-1].append(line)
+            else:
+                incoming.append([line])
+        around = " ".join(lines[j].text for j in range(max(0, i - 1), min(len(lines), i + 2)))
+        role = 2.0 if near else 1.5 if (top or is_incoming) else 1.0
+        for match in _NUMBER.finditer(line.text):
+            number = normalise_number(match.group(1))
+            if not number:
+                continue
+            weight = _shape_weight(number) * role
+            if re.fullmatch(r"\d{4,8}", number) and CODE_WORDS.search(around):
+                weight *= 4.0
+                out.code_near = True
+            elif re.fullmatch(r"\d+[.,]\d{2}", number) and MONEY_WORDS.search(around):
+                weight *= 2.0
+            elif re.fullmatch(r"\+?\d{10,13}", number) and PHONE_WORDS.search(around):
+                weight *= 2.0
+            if near and re.fullmatch(r"\d{4,8}", number):
+                out.code_near = True
+            out.numbers[number] = out.numbers.get(number, 0.0) + weight
+        for word in _WORD.findall(line.text):
+            out.words[word] = out.words.get(word, 0.0) + role
+    if incoming:
+        out.reply_to = " ".join(line.text.strip() for line in incoming[-1])
+    return out
+
+
+def extends(typed: str, candidates: dict[str, float]) -> dict[str, float]:
+    """The candidates that extend the typed text (case-insensitive for words), with weights."""
+    low = typed.lower()
+    return {text: w for text, w in candidates.items() if text.lower().startswith(low) and len(text) > len(typed)}
