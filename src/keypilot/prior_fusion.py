@@ -35,6 +35,8 @@ def first_token_mass(first_tokens: Sequence[int], logps: Sequence[float]) -> dic
 PRIOR_SLOTS = 32
 # Which list of ``KeystrokePriors`` answers each task (a suggestion's: copies from the screen).
 PRIOR_LIST = {"error_correction": "corrections", "auto_completion": "completions", "suggestion": "suggestions"}
+# The tasks whose answer is a ranked list of five (a suggestion is one phrase).
+CANDIDATE_TASKS = ("error_correction", "auto_completion")
 
 
 class FirstTokens:

@@ -18,7 +18,7 @@ from typing import Any
 from keypilot.evaluation.metrics import top_k_hit
 from keypilot.run_folder import FUSION_FILE
 from keypilot.labels import LAYOUTS
-from keypilot.prior_fusion import PRIOR_LIST
+from keypilot.prior_fusion import CANDIDATE_TASKS, PRIOR_LIST
 
 # Multiples of the learned beta tried on the validation split: 0 is the network's ranking alone,
 # and the large ones come close to the prior's own order with the network breaking its ties.
@@ -39,7 +39,7 @@ def fit_prior_weight(predictor: Any, records: list[Any], batch_size: int = 32) -
     scored = 0
     original = fusion.prior_weight
     try:
-        for batch in predictor.network_batches([r for r in records if r.task in PRIOR_LIST], batch_size,
+        for batch in predictor.network_batches([r for r in records if r.task in CANDIDATE_TASKS], batch_size,
                                                suggestions=False):
             for i, record in enumerate(batch.records):
                 layout = LAYOUTS[batch.nets[i].layout]
@@ -65,7 +65,7 @@ def fit_and_save(run_dir: str | Path, val_records: list[Any], device: str = "cpu
 
     run_dir = Path(run_dir)
     predictor = Predictor.from_pretrained(run_dir, device=device)
-    if predictor.priors is None or not any(r.task in PRIOR_LIST for r in val_records):
+    if predictor.priors is None or not any(r.task in CANDIDATE_TASKS for r in val_records):
         return None
     result = fit_prior_weight(predictor, val_records)
     result["top5"] = {str(beta): value for beta, value in result["top5"].items()}
