@@ -222,6 +222,14 @@ def test_numbers_from_the_screen_and_amounts(priors: Priors) -> None:
     assert "37.50" in _texts(priors.propose("37.5").completions["NUM"])
 
 
+def test_next_character_class(priors: Priors) -> None:
+    probs = priors.next_class.probs("你好")
+    assert set(probs) == {"latin", "cjk", "digit", "emoji", "symbol"} and sum(probs.values()) == pytest.approx(1, abs=1e-6)
+    assert probs["cjk"] > probs["latin"]
+    out = priors.propose("你好")
+    assert out.feature("next_symbol") == pytest.approx(probs["symbol"]) and out.feature("next_digit") == pytest.approx(probs["digit"])
+
+
 def test_screen_copy_candidates_for_an_empty_field(priors: Priors) -> None:
     out = priors.propose("", screen=_chat_screen())
     # The code beside "verification code" comes before the clock, before a key is pressed.

@@ -60,7 +60,7 @@ def build_priors(records: Iterable[Any], out_dir: str | os.PathLike, *, progress
     from keypilot.priors.chinese_build import build_chinese
     from keypilot.priors.emojis import build_emoji
     from keypilot.priors.english import build_english
-    from keypilot.priors.symbols import build_numbers, build_symbols
+    from keypilot.priors.symbols import build_next_class, build_numbers, build_symbols
 
     start = time.perf_counter()
     out_dir = Path(out_dir)
@@ -71,6 +71,7 @@ def build_priors(records: Iterable[Any], out_dir: str | os.PathLike, *, progress
         ("english", lambda tmp: build_english(texts, tmp, lexicon_size=en_words)),
         ("chinese", lambda tmp: build_chinese(texts, tmp, targets=targets, max_words=zh_words)),
         ("symbols", lambda tmp: build_symbols(texts, tmp)),
+        ("next class", lambda tmp: build_next_class(texts, tmp)),
         ("emoji", lambda tmp: build_emoji(texts, tmp)),
         ("numbers", lambda tmp: build_numbers(texts, tmp)),
     ]

@@ -31,6 +31,9 @@ FEATURE_NAMES: tuple[str, ...] = (
     "screen_code_near",       # a code-like number sits beside a code word or near the field
     "screen_extends_typed",   # the typed digits or word are the start of something on the screen
     "reply_open",             # the field is empty and there is an incoming message to answer
+    "next_symbol",            # P(the next character typed is a symbol | the text), from the training texts
+    "next_emoji",             # ... an emoji
+    "next_digit",             # ... a digit
 )
 NUM_FEATURES = len(FEATURE_NAMES)
 FEATURE_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}

@@ -18,7 +18,7 @@ from keypilot.priors.emojis import EmojiPriors
 from keypilot.priors.english import EnglishPriors
 from keypilot.priors.keystroke import FEATURE_INDEX, KeystrokePriors, PriorCandidate
 from keypilot.priors.screen import ScreenReading, extends, read_screen
-from keypilot.priors.symbols import NumberPriors, SymbolPriors, ranked_list
+from keypilot.priors.symbols import NextClass, NumberPriors, SymbolPriors, ranked_list
 from keypilot.priors.text import char_class, clean, last_char_class, trailing_latin, trailing_pinyin
 from keypilot.screen_text import ScreenText
 
@@ -39,6 +39,7 @@ class Priors:
         self.symbols = SymbolPriors(self.directory)
         self.emoji = EmojiPriors(self.directory)
         self.numbers = NumberPriors(self.directory)
+        self.next_class = NextClass(self.directory)
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> Priors:
@@ -108,6 +109,9 @@ class Priors:
         out.completions["SYM"] = self.symbols.complete(ctx, k)
         out.completions["EMOJI"] = self.emoji.complete(ctx, k)
         out.completions["NUM"] = self.numbers.complete(ctx, k, reading.numbers)
+        following = self.next_class.probs(ctx)
+        for cls in ("symbol", "emoji", "digit"):
+            features[FEATURE_INDEX[f"next_{cls}"]] = following[cls]
         if reading.has_text:
             features[FEATURE_INDEX["screen_read"]] = 1.0
             features[FEATURE_INDEX["screen_number"]] = min(1.0, max(reading.numbers.values(), default=0.0) / 5.0)

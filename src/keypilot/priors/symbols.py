@@ -11,6 +11,10 @@ under three descriptions of the text before it, from specific to general:
 ``P(s | text)`` interpolates the three (Witten-Bell) over the training unigram of symbols
 over a fixed inventory, so that the list is never empty.
 
+What comes next: the class of the next character typed (Latin letter, Chinese character,
+digit, emoji, symbol), under the same three histories, so the layout router knows when a
+question mark, an emoji or a number is due.
+
 Numbers: strings on the screen that extend the typed digits (source ``screen``; the screen
 reader of issue #11 supplies them), numbers of the training texts with the typed prefix, and
 the cents of a typed amount (``37.5`` -> ``37.50``).
@@ -64,6 +68,47 @@ class SymbolPriors:
     def complete(self, context: str, k: int) -> list[PriorCandidate]:
         ranked = store.witten_bell(self.table, list(reversed(describe(context))), self.base, k)
         return [PriorCandidate(s, math.log(p), "symbol") for s, p in ranked if p > 0]
+
+
+# Classes of the next character that ``NextClass`` predicts (spaces skipped).
+NEXT_CLASSES = ("latin", "cjk", "digit", "emoji", "symbol")
+# Characters of a text whose next-class events are counted (the end of a long text adds little).
+MAX_EVENTS_PER_TEXT = 200
+
+
+class NextClass:
+    """Query side. Files: ``next_class.*`` (next-character classes under each history)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.table = FollowerTable.load(Path(directory) / "next_class")
+        self.base = dict(store.witten_bell(self.table, [""], dict.fromkeys(NEXT_CLASSES, 1 / len(NEXT_CLASSES)), 8))
+
+    def probs(self, context: str) -> dict[str, float]:
+        """``P(class of the next character typed | text)`` for each of ``NEXT_CLASSES``."""
+        ranked = dict(store.witten_bell(self.table, list(reversed(describe(context))), self.base, len(NEXT_CLASSES)))
+        return {c: ranked.get(c, 0.0) for c in NEXT_CLASSES}
+
+
+def build_next_class(texts: list[str], out: Path) -> dict:
+    counts: dict[str, Counter] = {"": Counter()}
+    events = 0
+    for text in texts:
+        following = ""  # class of the next non-space character after position i
+        classes = []
+        for ch in reversed(text[:MAX_EVENTS_PER_TEXT]):
+            cls = char_class(ch)
+            following = following if cls == "space" else cls
+            classes.append(following)
+        classes.reverse()
+        for i, cls in enumerate(classes):
+            if cls not in NEXT_CLASSES:
+                continue
+            events += 1
+            counts[""][cls] += 1
+            for key in describe(text[:i]):
+                counts.setdefault(key, Counter())[cls] += 1
+    FollowerTable.build(counts, out / "next_class", max_followers=len(NEXT_CLASSES))
+    return {"next_class_events": events, "next_class_histories": len(counts)}
 
 
 def build_symbols(texts: list[str], out: Path) -> dict:
