@@ -50,7 +50,7 @@ def test_the_page_shows_the_step(renderer: HtmlRenderer) -> None:
     assert steps
     for step in steps:
         for layout in ("EN", "NUM", "EMOJI"):
-            img, rois = _draw(renderer, step, layout)
+            img, rois, _ = _draw(renderer, step, layout)
             shown = renderer.browser.page.evaluate(
                 "() => [document.querySelector('.kbd').dataset.layout,"
                 " [...document.querySelectorAll('.pane')].filter(p => getComputedStyle(p).display !== 'none').map(p => p.dataset.pane),"
@@ -63,13 +63,13 @@ def test_the_page_shows_the_step(renderer: HtmlRenderer) -> None:
                 x0, y0, x1, y1 = rois[key]
                 assert 0 <= x0 < x1 <= img.width and 0 <= y0 < y1 <= img.height, (key, rois[key], img.size)
             assert rois["keyboard"][1] >= rois["input_field"][3] - 1  # the field sits above the keys
-        _, hidden = _draw(renderer, step, None)
+        _, hidden, _ = _draw(renderer, step, None)
         assert hidden["keyboard"] is None and hidden["input_field"] is not None
 
 
 def test_same_step_same_pixels(renderer: HtmlRenderer) -> None:
     a, b = list(iter_steps(12, seed=5))[:2]
-    first, _ = _draw(renderer, a, "ZH")
+    first, _, _ = _draw(renderer, a, "ZH")
     _draw(renderer, b, "EN")  # another session in between
-    again, _ = _draw(renderer, a, "ZH")
+    again, _, _ = _draw(renderer, a, "ZH")
     assert first.tobytes() == again.tobytes()
