@@ -107,9 +107,11 @@ def _glue(text: str, rng: random.Random, cfg: NoiseConfig) -> str:
 
 
 def _split(line: ScreenText, rng: random.Random) -> list[ScreenText]:
-    """Two lines cut at a space (Latin) or anywhere (CJK), boxes shared by character count."""
+    """Two lines cut at a space (Latin) or next to a Chinese character, boxes shared by
+    character count; never inside a number or a word, which a detector keeps whole."""
     text, (x0, y0, x1, y1) = line.text, line.box
-    cuts = [i for i, ch in enumerate(text) if ch == " "] or ([i for i in range(2, len(text) - 2)] if any(map(is_cjk, text)) else [])
+    cuts = [i for i, ch in enumerate(text) if ch == " "] or [
+        i for i in range(2, len(text) - 1) if is_cjk(text[i - 1]) or is_cjk(text[i])]
     if not cuts:
         return [line]
     k = rng.choice(cuts)
