@@ -58,7 +58,9 @@ def test_good_dataset_passes(images: Path) -> None:
             "",  # blank lines are skipped
             good("b", image="images/photo.jpg", context="", task="suggestion", target="482913", layout="NUM",
                  prev_layout="EN", session="s1", step=0),
-            good("c", context="明天见，路上小新", task="error_correction", target="小心", layout="ZH", lang="ZH"),
+            good("c", context="明天见，路上小新", task="error_correction", target="小心", layout="ZH", lang="ZH",
+                 screen_text=[{"text": "路上小心", "box": [4, 10, 60.5, 22]}, {"text": "  ", "box": [0, 0, 1, 1]},
+                              {"text": "验证码 482913", "box": [4, 30, 72, 42]}]),
         ],
     )
     write_jsonl(images / "val.jsonl", [good("a")])  # ids need only be unique within a file
@@ -77,6 +79,10 @@ def test_good_dataset_passes(images: Path) -> None:
     assert (c.lang, c.prev_layout) == ("ZH", "EN")
     assert (b.file, b.line) == (str(images / "train.jsonl"), 3)
     assert "task: auto_completion 2" in out.getvalue()
+    # screen_text: None when absent, blank lines dropped, boxes as floats
+    assert a.screen_text is None
+    assert [(t.text, t.box) for t in c.screen_text] == [("路上小心", (4.0, 10.0, 60.5, 22.0)), ("验证码 482913", (4.0, 30.0, 72.0, 42.0))]
+    assert "screen_text: 1 of 4 record(s) (25%), 2.0 lines per screen" in out.getvalue()
 
 
 BROKEN = [
@@ -104,6 +110,14 @@ BROKEN = [
     ("[1, 2]", "record must be a JSON object, got list"),
     (good("x19", prev_layout="KLINGON"), "prev_layout 'KLINGON' is not one of"),
     (good("x20", image="images/truncated.jpg"), "image unreadable"),
+    (good("x21", screen_text="Your code is 482913"), "screen_text must be a list of {text, box} objects, got str"),
+    (good("x22", screen_text=[{"text": 5, "box": [0, 0, 1, 1]}]), "screen_text[0].text must be a string"),
+    (good("x23", screen_text=[{"text": "hi", "box": [0, 0, 10]}]), "screen_text[0].box must be [x0, y0, x1, y1] numbers"),
+    (good("x24", screen_text=[{"text": "a", "box": [0, 0, 1, 1]}, {"text": "b", "box": [5, 5, 1, 1]}]),
+     "screen_text[1].box must have x0 <= x1 and y0 <= y1"),
+    (good("x25", screen_text=[{"text": "a", "box": [0, 0, 1, 1], "font": "x"}]), "screen_text[0] must be an object with keys text and box"),
+    (good("x26", screen_text=[{"text": "OTP 482913", "box": [0, 0, 80, 10]}]),
+     "screen_text box [0.0, 0.0, 80.0, 10.0] ('OTP 482913') lies outside the 72x128 image"),
 ]
 
 
@@ -133,7 +147,7 @@ def test_broken_dataset_names_every_line(images: Path) -> None:
 
     # Without image checks the image-only problems go away, the others stay.
     text_only = read_records(images / "train.jsonl", skip_bad=True, check_images=False)
-    assert {r.id for r in text_only} == {"ok", "x2", "x3", "x4", "x10", "x11", "x20"}
+    assert {r.id for r in text_only} == {"ok", "x2", "x3", "x4", "x10", "x11", "x20", "x26"}
 
 
 def test_cli_exits_nonzero_on_bad_data(images: Path) -> None:

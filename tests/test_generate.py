@@ -17,7 +17,7 @@ from keypilot.labels import ACTION_TO_TASK, LAYOUTS, ROI_KEYS, TASKS, lang_of
 REQUIRED = {"id": str, "image": str, "context": str, "task": str, "target": str, "layout": str}
 EMAIL = re.compile(r"^[\w.]+@[\w.]+$")
 OPTIONAL = {"prev_layout": str, "lang": str, "user_id": int, "rois": dict, "action": str, "session": str, "step": int,
-            "renderer": str, "scenario": str}
+            "renderer": str, "scenario": str, "screen_text": list}
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,7 @@ def test_html_data_set_is_valid(tmp_path: Path) -> None:
     assert len(records) == 16 and {r.renderer for r in records} == {"html"}
     lines = [json.loads(line) for split in ("train", "val", "test") for line in (tmp_path / "h" / f"{split}.jsonl").read_text().splitlines()]
     assert all(line["rois"]["input_field"] is not None for line in lines)
+    assert all(r.screen_text for r in records)  # every screen shows some text, boxes checked by read_records
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,7 @@ def test_the_page_shows_the_step(renderer: HtmlRenderer) -> None:
     assert steps
     for step in steps:
         for layout in ("EN", "NUM", "EMOJI"):
-            img, rois = _draw(renderer, step, layout)
+            img, rois, _ = _draw(renderer, step, layout)
             shown = renderer.browser.page.evaluate(
                 "() => [document.querySelector('.kbd').dataset.layout,"
                 " [...document.querySelectorAll('.pane')].filter(p => getComputedStyle(p).display !== 'none').map(p => p.dataset.pane),"
@@ -63,13 +64,45 @@ def test_the_page_shows_the_step(renderer: HtmlRenderer) -> None:
                 x0, y0, x1, y1 = rois[key]
                 assert 0 <= x0 < x1 <= img.width and 0 <= y0 < y1 <= img.height, (key, rois[key], img.size)
             assert rois["keyboard"][1] >= rois["input_field"][3] - 1  # the field sits above the keys
-        _, hidden = _draw(renderer, step, None)
+        _, hidden, _ = _draw(renderer, step, None)
         assert hidden["keyboard"] is None and hidden["input_field"] is not None
 
 
 def test_same_step_same_pixels(renderer: HtmlRenderer) -> None:
     a, b = list(iter_steps(12, seed=5))[:2]
-    first, _ = _draw(renderer, a, "ZH")
+    first, _, _ = _draw(renderer, a, "ZH")
     _draw(renderer, b, "EN")  # another session in between
-    again, _ = _draw(renderer, a, "ZH")
+    again, _, _ = _draw(renderer, a, "ZH")
     assert first.tobytes() == again.tobytes()
+
+
+def test_screen_text_comes_from_the_dom(renderer: HtmlRenderer) -> None:
+    steps = [s for s in iter_steps(1000, seed=2) if s.scenario == "otp"][:4]
+    assert steps
+    for step in steps:
+        # without a keyboard the SMS banner shows whatever the look (with one it may turn into an autofill chip)
+        img, rois, lines = _draw(renderer, step, None)
+        code = step.moment.target
+        assert any(code in t.text for t in lines), (code, [t.text for t in lines])
+        for t in lines:
+            x0, y0, x1, y1 = t.box
+            assert 0 <= x0 < x1 <= img.width and 0 <= y0 < y1 <= img.height, (t, img.size)
+        # device pixels: the banner line's box is as tall as text at the screenshot's density
+        code_line = next(t for t in lines if code in t.text)
+        assert 8 <= code_line.box[3] - code_line.box[1] <= img.height / 15
+        _, with_keys, keyed = _draw(renderer, step, "NUM")
+        kb = with_keys["keyboard"]
+        assert all((t.box[1] + t.box[3]) / 2 < kb[1] for t in keyed), "the keyboard area is not read"
+
+
+def test_password_text_is_dots_only(renderer: HtmlRenderer) -> None:
+    steps = [s for s in iter_steps(1500, seed=2) if s.scenario == "signup" and s.screen.fields[s.screen.focus].kind == "password"
+             and len(s.moment.context) >= 3][:2]
+    assert steps
+    for step in steps:
+        m = step.moment
+        _, _, lines = renderer.render(step.session, step.render_seed, step.screen, step.user, True, m.context, "EN",
+                                      m.candidates, composing_buffer(m), True)
+        texts = [t.text for t in lines]
+        assert "•" * len(m.context) in texts  # the dots, not the last character the field still shows
+        assert not any(m.context in t or ("•" in t and set(t) != {"•"}) for t in texts), texts

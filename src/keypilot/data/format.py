@@ -351,6 +351,12 @@ def _distributions(records: list[Record]) -> dict[str, Counter]:
     }
 
 
+def screen_text_coverage(records: list[Record]) -> tuple[int, float]:
+    """(records carrying ``screen_text``, mean lines per screen among them)."""
+    read = [len(r.screen_text) for r in records if r.screen_text is not None]
+    return len(read), (sum(read) / len(read) if read else 0.0)
+
+
 def check_dataset(path: str | os.PathLike, out: TextIO = sys.stdout) -> CheckReport:
     """Validate a data set and print every problem, the per-file counts and label distributions.
 
@@ -376,6 +382,9 @@ def check_dataset(path: str | os.PathLike, out: TextIO = sys.stdout) -> CheckRep
         shown = ", ".join(f"{k} {v}" for k, v in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])))
         extra = {"users": f" ({num_users} distinct)", "sessions": f" ({num_sessions} distinct)"}.get(key, "")
         print(f"{key}: {shown or '-'}{extra}", file=out)
+    with_text, mean_lines = screen_text_coverage(records)
+    share = f" ({100 * with_text / len(records):.0f}%)" if records else ""
+    print(f"screen_text: {with_text} of {len(records)} record(s){share}, {mean_lines:.1f} lines per screen", file=out)
     num_bad = sum(bad for _, bad in per_file.values())
     ok = bool(records) and num_bad == 0 and bool(per_file)
     print(f"{'OK' if ok else 'FAILED'}: {len(records)} good record(s), {num_bad} bad", file=out)

@@ -5,15 +5,20 @@ What a real screenshot goes through before a model sees it: another phone's dens
 crop that drops the status and title bars, a messenger's recompression. Parameters are drawn
 once per session (one phone, one habit) from the session's render seed; only the crop
 follows each step's input field, which must stay whole. ROI boxes move with the pixels and
-become ``None`` when their element is cut away.
+become ``None`` when their element is cut away; so do the boxes of the screen's text lines,
+and a line the crop cuts through (less than ``textlines.VISIBLE`` of its height left) is gone.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from PIL import Image, ImageEnhance, ImageFilter
+
+from keypilot.data.generate.textlines import clip_line
+from keypilot.screen_text import ScreenText
 
 Rois = dict[str, list[int] | None]
 
@@ -53,8 +58,19 @@ def _move(box: list[int] | None, dy: int, sx: float, sy: float, width: int, heig
     return [x0, y0, x1, y1] if x1 > x0 + 1 and y1 > y0 + 1 else None
 
 
-def apply(img: Image.Image, rois: Rois, aug: Augment) -> tuple[Image.Image, Rois]:
-    """The augmented screenshot and its ROI boxes (a partial screenshot stays portrait)."""
+def _move_text(lines: list[ScreenText], dy: int, sx: float, sy: float, width: int, height: int) -> list[ScreenText]:
+    moved = []
+    for line in lines:
+        x0, y0, x1, y1 = line.box
+        cut = clip_line(ScreenText(line.text, (x0 * sx, (y0 - dy) * sy, x1 * sx, (y1 - dy) * sy)), (0, 0, width, height))
+        if cut is not None:
+            moved.append(cut)
+    return moved
+
+
+def apply(img: Image.Image, rois: Rois, aug: Augment,
+          text: Sequence[ScreenText] = ()) -> tuple[Image.Image, Rois, list[ScreenText]]:
+    """The augmented screenshot, its ROI boxes and its text lines (a partial screenshot stays portrait)."""
     dy = 0
     field = rois.get("input_field")
     if aug.top_cut and field is not None:
@@ -74,4 +90,4 @@ def apply(img: Image.Image, rois: Rois, aug: Augment) -> tuple[Image.Image, Rois
         img = img.filter(ImageFilter.GaussianBlur(aug.blur))
     sx, sy = img.width / cut_w, img.height / cut_h
     moved = {key: _move(box, dy, sx, sy, img.width, img.height) for key, box in rois.items()}
-    return img, moved
+    return img, moved, _move_text(list(text), dy, sx, sy, img.width, img.height)

@@ -1,4 +1,5 @@
-"""The dataset card's table: records per scenario x renderer, split by layout and by task.
+"""The dataset card's table: records per scenario x renderer, split by layout and by task,
+with the screen-text coverage (share of records carrying ``screen_text``, mean lines per screen).
 
     python -m keypilot.data.generate.card DATA_DIR   # prints the Markdown table of docs/data.md
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 
-from keypilot.data.format import read_records
+from keypilot.data.format import Record, read_records, screen_text_coverage
 from keypilot.labels import LAYOUTS, TASKS
 
 TASK_SHORT = {"error_correction": "corr.", "auto_completion": "compl.", "suggestion": "sugg."}
@@ -22,16 +23,25 @@ def card_table(path: str) -> str:
     rows = Counter((r.scenario or "unknown", r.renderer or "unknown") for r in records)
     layouts = Counter((r.scenario or "unknown", r.renderer or "unknown", r.layout) for r in records)
     tasks = Counter((r.scenario or "unknown", r.renderer or "unknown", r.task) for r in records)
-    head = ["scenario", "renderer", "records", *LAYOUTS, *(TASK_SHORT[t] for t in TASKS)]
+    groups: dict[tuple[str, str], list[Record]] = {}
+    for r in records:
+        groups.setdefault((r.scenario or "unknown", r.renderer or "unknown"), []).append(r)
+    head = ["scenario", "renderer", "records", *LAYOUTS, *(TASK_SHORT[t] for t in TASKS), "text", "lines"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for (scenario, renderer), n in sorted(rows.items()):
         cells = [scenario, renderer, str(n), *(str(layouts[scenario, renderer, lay]) for lay in LAYOUTS),
-                 *(str(tasks[scenario, renderer, t]) for t in TASKS)]
+                 *(str(tasks[scenario, renderer, t]) for t in TASKS), *_text_cells(groups[scenario, renderer])]
         lines.append("| " + " | ".join(cells) + " |")
     total = [str(len(records)), *(str(sum(r.layout == lay for r in records)) for lay in LAYOUTS),
-             *(str(sum(r.task == t for r in records)) for t in TASKS)]
+             *(str(sum(r.task == t for r in records)) for t in TASKS), *_text_cells(records)]
     lines.append("| **all** | | " + " | ".join(total) + " |")
     return "\n".join(lines)
+
+
+def _text_cells(records: list[Record]) -> list[str]:
+    """Share of records with ``screen_text`` and the mean lines per screen among them."""
+    with_text, mean_lines = screen_text_coverage(records)
+    return [f"{100 * with_text / max(1, len(records)):.0f}%", f"{mean_lines:.1f}"]
 
 
 def main() -> None:

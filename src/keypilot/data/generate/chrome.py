@@ -132,7 +132,7 @@ def avatar_circle(d: ImageDraw.ImageDraw, center: tuple[float, float], r: float,
     d.ellipse((cx - r, cy - r, cx + r, cy + r), fill=color)
     initial = name.strip()[:1].upper() or "?"
     size = int(r * 1.0)
-    draw_text(d, (cx - text_width(initial, size, "noto") / 2, cy - size * 0.68), initial, size, on_accent(color), "noto")
+    draw_text(d, (cx - text_width(initial, size, "noto") / 2, cy - size * 0.68), initial, size, on_accent(color), "noto", as_read="")
 
 
 def banner(d: ImageDraw.ImageDraw, st: Style, b: Banner, zh: bool) -> Box:
@@ -202,7 +202,8 @@ def input_box(d: ImageDraw.ImageDraw, st: Style, box: Box, text: str, placeholde
         lines = [""]
     else:
         for i, line in enumerate(lines):
-            draw_text(d, (x0 + pad, y + i * lh), line, st.fs, st.fg, st.family)
+            # the screen text of a password is its dots, never the character that still shows
+            draw_text(d, (x0 + pad, y + i * lh), line, st.fs, st.fg, st.family, as_read="•" * len(line) if masked else None)
     if focused:
         last = lines[-1]
         cx = x0 + pad + text_width(last, st.fs, st.family) + 1

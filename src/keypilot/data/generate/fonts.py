@@ -114,10 +114,14 @@ def draw_text(
     fill: tuple[int, int, int] | str,
     family: str = "dejavu",
     bold: bool = False,
+    as_read: str | None = None,
 ) -> float:
     """Draw one line whose box starts at ``xy`` (top-left); returns the width drawn.
 
-    All runs share the Latin font's baseline; emoji are drawn in colour.
+    All runs share the Latin font's baseline; emoji are drawn in colour. When ``draw`` has a
+    ``TextLayer`` attached (``textlines``), the line and its box are reported to it:
+    ``as_read`` replaces the text reported (``""`` reports nothing: an avatar's initial;
+    the dots alone for a password whose last character still shows).
     """
     x, y = xy
     baseline = y + get_font("dejavu", size).getmetrics()[0]
@@ -128,6 +132,9 @@ def draw_text(
         else:
             draw.text((x, baseline), run, font=font, fill=fill, anchor="ls")
         x += font.getlength(run)
+    layer = getattr(draw, "kp_text_layer", None)
+    if layer is not None and as_read != "":
+        layer.add(text if as_read is None else as_read, (xy[0], y, x, y + line_height(size)))
     return x - xy[0]
 
 

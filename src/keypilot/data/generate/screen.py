@@ -1,6 +1,7 @@
 """Draw one screenshot: app content, the focused field holding the typed text, the keyboard
 of the active layout, then the status/title bars and any notification on top. Returns the
-image and the boxes of the four ROI elements (``keypilot.labels.ROI_KEYS``).
+image, the boxes of the four ROI elements (``keypilot.labels.ROI_KEYS``) and the readable
+lines of text left visible (``textlines``), in the image's pixels.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from keypilot.data.generate.chrome import Box, Style, avatar_circle, banner, inp
 from keypilot.data.generate.fonts import draw_text, line_height, text_width, wrap_text
 from keypilot.data.generate.keyboard import candidate_bar, key_area
 from keypilot.data.generate.scenes import Screen
+from keypilot.data.generate.textlines import TextLayer
+from keypilot.screen_text import ScreenText
 
 Rois = dict[str, list[int] | None]
 
@@ -72,10 +75,12 @@ def _chat(d: ImageDraw.ImageDraw, st: Style, sc: Screen, bottom: int, top: int, 
     return last_in
 
 
-def _page(st: Style, sc: Screen, context: str, buffer: str, rng: random.Random, visible_h: int) -> tuple[Image.Image, Box, Box | None]:
-    """Non-chat content drawn on a tall canvas; returns it with the focused box and the key info box."""
+def _page(st: Style, sc: Screen, context: str, buffer: str, rng: random.Random, visible_h: int,
+          layer: TextLayer) -> tuple[Image.Image, Box, Box | None]:
+    """Non-chat content drawn on a tall canvas (its text into ``layer``); returns it with the
+    focused box and the key info box."""
     canvas = Image.new("RGB", (st.width, max(visible_h, 10) * 2 + 400), st.bg)
-    d = ImageDraw.Draw(canvas)
+    d = layer.attach(ImageDraw.Draw(canvas))
     fs, lh, m = st.fs, line_height(st.fs), int(st.width * 0.05)
     y = int(fs * 0.8)
     focus_box: Box = (m, y, st.width - m, y + 2 * lh)
@@ -158,9 +163,10 @@ def _page(st: Style, sc: Screen, context: str, buffer: str, rng: random.Random, 
 
 
 def render(sc: Screen, st: Style, context: str, keyboard: str | None, candidates: list[str], buffer: str,
-           rng: random.Random) -> tuple[Image.Image, Rois]:
+           rng: random.Random) -> tuple[Image.Image, Rois, list[ScreenText]]:
     img = Image.new("RGB", (st.width, st.height), st.bg)
-    d = ImageDraw.Draw(img)
+    layer = TextLayer()
+    d = layer.attach(ImageDraw.Draw(img))
     top = st.status_h + st.title_h
     kb_top = st.height - st.nav_h - ((st.kb_h + st.cand_h) if keyboard else 0)
     info: Box | None
@@ -169,6 +175,7 @@ def render(sc: Screen, st: Style, context: str, keyboard: str | None, candidates
         comp_top = kb_top - comp_h - 6
         info = _chat(d, st, sc, comp_top - 4, top, rng)
         d.rectangle((0, comp_top - 4, st.width, kb_top), fill=st.bg if rng.random() < 0.5 else st.surface)
+        layer.cover((0, comp_top - 4, st.width, kb_top))
         send = int(comp_h * 0.85)
         focus = (8 + send, comp_top, st.width - 12 - send, comp_top + comp_h)
         draw_text(d, (10, comp_top + comp_h / 2 - st.fs * 0.8), "+", int(st.fs * 1.4), st.accent, "dejavu")
@@ -177,10 +184,12 @@ def render(sc: Screen, st: Style, context: str, keyboard: str | None, candidates
         d.ellipse((sx, comp_top + (comp_h - send) / 2, sx + send, comp_top + (comp_h + send) / 2), fill=st.accent)
         draw_text(d, (sx + send * 0.3, comp_top + comp_h / 2 - send * 0.38), "↑" if context else "…", int(send * 0.45), on_accent(st.accent), "dejavu")
     else:
-        canvas, focus, info = _page(st, sc, context, buffer, rng, kb_top - top)
+        page_layer = TextLayer()
+        canvas, focus, info = _page(st, sc, context, buffer, rng, kb_top - top, page_layer)
         visible = kb_top - top
         scroll = max(0, min(focus[3] + 16 - visible, canvas.height - visible))
         img.paste(canvas.crop((0, scroll, st.width, scroll + visible)), (0, top))
+        layer.paste(page_layer, 0, top - scroll, (0, top, st.width, kb_top))
         focus = (focus[0], focus[1] - scroll + top, focus[2], focus[3] - scroll + top)
         if info:
             info = (info[0], info[1] - scroll + top, info[2], info[3] - scroll + top)
@@ -189,13 +198,18 @@ def render(sc: Screen, st: Style, context: str, keyboard: str | None, candidates
         kb_box = (0, kb_top, st.width, st.height - st.nav_h)
         candidate_bar(d, (0, kb_top, st.width, kb_top + st.cand_h), buffer, candidates if buffer else [], st.look, st.accent)
         img.paste(key_area(keyboard, st.width, st.kb_h, st.look), (0, kb_top + st.cand_h))
+        layer.cover(kb_box)  # the keyboard area is not read (see textlines)
     nav_bar(d, st, st.look.colors()[0] if keyboard else st.bg)
+    layer.cover((0, st.height - st.nav_h, st.width, st.height))
     bar_bg = st.bg if rng.random() < 0.6 else (st.accent if not st.dark else st.surface)
+    layer.cover((0, 0, st.width, top))  # the bars below are opaque
     status_bar(d, st, rng, bar_bg)
     right = {"email": "发送" if sc.ui_lang == "zh" else "Send", "social": "发表" if sc.ui_lang == "zh" else "Post", "notes": "完成" if sc.ui_lang == "zh" else "Done"}.get(sc.app, "")
     tb = title_bar(d, st, sc.title, sc.subtitle, bar_bg, "‹", right if sc.app != "chat" else "⋮", sc.app == "chat" and st.avatars)
     if sc.banner:
+        under = len(layer.lines)
         info = banner(d, st, sc.banner, sc.ui_lang == "zh")
+        layer.cover(info, upto=under)
     body_bottom = kb_top
     rois: Rois = {
         "input_field": _clip(focus, top, body_bottom, st.width),
@@ -205,4 +219,4 @@ def render(sc: Screen, st: Style, context: str, keyboard: str | None, candidates
     }
     if sc.banner and rois["input_field"] and info and rois["input_field"][1] < info[3]:
         rois["input_field"] = _clip(focus, info[3], body_bottom, st.width)
-    return img, rois
+    return img, rois, layer.lines

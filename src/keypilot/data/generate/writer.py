@@ -24,12 +24,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from keypilot.data.generate import augment
+from keypilot.data.generate import augment, ocr_noise
 from keypilot.data.generate.chrome import Style
 from keypilot.data.generate.corpus import load_corpus
 from keypilot.data.generate.screen import render
 from keypilot.data.generate.sessions import Step, composing_buffer, iter_steps
+from keypilot.data.generate.textlines import reading_order
 from keypilot.labels import lang_of
+from keypilot.screen_text import to_json
 
 RENDERERS: tuple[str, ...] = ("mixed", "pil", "html")
 HTML_SHARE = 0.42  # of the sessions, with renderer="mixed" (Chromium costs ~4x Pillow per screen)
@@ -85,14 +87,16 @@ def render_step(step: Step, renderer: str = "pil", keyboard_any: bool = True) ->
     m = step.moment
     keyboard = step.prev_layout if step.keyboard else None
     if renderer == "html":
-        img, rois = _html().render(step.session, step.render_seed, step.screen, step.user, keyboard_any, m.context,
+        img, rois, text = _html().render(step.session, step.render_seed, step.screen, step.user, keyboard_any, m.context,
                                    keyboard, m.candidates, composing_buffer(m), _masked(step))
     else:
         style = Style.random(random.Random(step.render_seed), step.user)
         rng = random.Random(f"{step.render_seed}-{step.step}")
-        img, rois = render(step.screen, style, m.context, keyboard, m.candidates, composing_buffer(m), rng)
+        img, rois, text = render(step.screen, style, m.context, keyboard, m.candidates, composing_buffer(m), rng)
     aug = augment.Augment.sample(random.Random(f"augment-{step.render_seed}"))
-    img, rois = augment.apply(img, rois, aug)
+    img, rois, text = augment.apply(img, rois, aug, text)
+    read = ocr_noise.read(reading_order(text), random.Random(f"ocr-{step.render_seed}-{step.step}"), img.size,
+                          difficulty=_difficulty(aug, step.image_ext))
     buf = io.BytesIO()
     if step.image_ext == "png":
         img.save(buf, format="PNG", compress_level=1)
@@ -114,8 +118,14 @@ def render_step(step: Step, renderer: str = "pil", keyboard_any: bool = True) ->
         "step": step.step,
         "renderer": renderer,
         "scenario": step.scenario,
+        "screen_text": to_json(read),
     }
     return buf.getvalue(), record
+
+
+def _difficulty(aug: augment.Augment, image_ext: str) -> float:
+    """How much harder than a clean screenshot this one is to read (scales ``ocr_noise``'s rates)."""
+    return 1.0 + 0.5 * (aug.blur > 0) + 0.5 * (image_ext != "png" and aug.jpeg_quality < 50) + 0.5 * (aug.scale < 0.8)
 
 
 def _render_session(args: tuple[list[Step], str, str]) -> tuple[list[tuple[str, str]], str, float]:

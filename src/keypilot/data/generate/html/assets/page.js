@@ -1,6 +1,7 @@
 // The page side of the HTML renderer: one document per worker, a screen swapped in per
 // session (kp.load) and the typed text, keyboard and candidate bar updated per step (kp.step).
-// kp.step answers the ROI boxes in CSS pixels of the viewport, clipped to what is visible.
+// kp.step answers the ROI boxes in CSS pixels of the viewport, clipped to what is visible,
+// and the visible text cut into pieces per line box (kp's texts below).
 "use strict";
 window.kp = (() => {
   const phone = () => document.getElementById("phone");
@@ -70,6 +71,62 @@ window.kp = (() => {
     return [r.left, r.top, r.right, r.bottom];
   }
 
+  // The clip of everything inside el: the viewport cut by every ancestor that hides its overflow.
+  function clipOf(el, cache) {
+    if (!el || el === document.body) return [0, 0, window.innerWidth, window.innerHeight];
+    if (cache.has(el)) return cache.get(el);
+    const c = clipOf(el.parentElement, cache).slice();
+    const cs = getComputedStyle(el);
+    if (cs.overflowX !== "visible" || cs.overflowY !== "visible") {
+      const r = el.getBoundingClientRect();
+      c[0] = Math.max(c[0], r.left); c[1] = Math.max(c[1], r.top); c[2] = Math.min(c[2], r.right); c[3] = Math.min(c[3], r.bottom);
+    }
+    cache.set(el, c);
+    return c;
+  }
+
+  const inside = (b, x, y) => b && x >= b[0] && x <= b[2] && y >= b[1] && y <= b[3];
+
+  // What a recogniser could read: every visible text node outside the keyboard, cut per line
+  // box into [text, x0, y0, x1, y1] pieces (one Range per character, kept when its centre is
+  // visible: not clipped away, not under the banner). A password shows its dots only.
+  function texts(root, st, kbd, bannerRect) {
+    const cache = new Map(), out = [];
+    const kbdRect = kbd && st.layout ? rect(kbd) : null;
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    const range = document.createRange();
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      const el = node.parentElement;
+      if (!node.data.trim() || el.closest(".kbd, .avatar, .caret, .hidden")) continue;
+      if (!el.checkVisibility({ checkOpacity: true, checkVisibilityCSS: true })) continue;
+      const clip = clipOf(el, cache), er = el.getBoundingClientRect();
+      if (er.right < clip[0] || er.left > clip[2] || er.bottom < clip[1] || er.top > clip[3]) continue;
+      const underBanner = bannerRect && !el.closest(".banner");
+      const mask = st.masked && el.closest(".field.focused .val");
+      let piece = null, i = 0;
+      for (const ch of node.data) {
+        range.setStart(node, i); range.setEnd(node, i + ch.length);
+        i += ch.length;
+        const r = range.getBoundingClientRect();
+        const cx = (r.left + r.right) / 2, cy = (r.top + r.bottom) / 2;
+        const seen = r.height > 0 && inside(clip, cx, cy) && !(underBanner && inside(bannerRect, cx, cy)) && !inside(kbdRect, cx, cy);
+        if (piece && (!seen || Math.abs(r.top - piece[2]) > 0.5 * (piece[4] - piece[2]))) {
+          out.push(piece);
+          piece = null;
+        }
+        if (!seen) continue;
+        const text = mask && ch.trim() ? "\u2022" : ch;
+        if (!piece) piece = [text, r.left, r.top, r.right, r.bottom];
+        else {
+          piece[0] += text;
+          if (ch.trim()) { piece[3] = Math.max(piece[3], r.right); piece[4] = Math.max(piece[4], r.bottom); }
+        }
+      }
+      if (piece) out.push(piece);
+    }
+    return out.filter((p) => p[0].trim());
+  }
+
   async function step(st) {
     const root = phone();
     const kbd = root.querySelector(".kbd");
@@ -110,6 +167,7 @@ window.kp = (() => {
       chat_bubble: infoBox,
       keyboard: kbd && st.layout ? box(kbd, [view]) : null,
       title_bar: box(root.querySelector(".appbar"), [view]),
+      texts: texts(root, st, kbd, bannerRect),
       height: Math.ceil(root.getBoundingClientRect().height),
     };
   }
