@@ -30,7 +30,11 @@ INCOMING_RIGHT = 0.8  # ... and ends before this share of the width
 CODE_WORDS = re.compile(r"code|otp|verif|pin\b|passcode|验证码|校验码|动态码|确认码|口令|码", re.I)
 MONEY_WORDS = re.compile(r"[$€£¥￥]|total|amount|due|pay|balance|price|合计|金额|总计|实付|应付|付款|元", re.I)
 PHONE_WORDS = re.compile(r"phone|tel|call|mobile|电话|手机|号码|联系", re.I)
-_NUMBER = re.compile(r"(?<![\w.])(\+?\d[\d .,\-/:]*\d|\d)(?![\w])")
+TOTAL_WORDS = re.compile(r"total|amount due|balance due|to pay|grand|合计|总计|实付|应付|总额|共计", re.I)
+# A number: digits with inner punctuation, glued to letters or not (a recogniser often loses the
+# space in "2858 is your code"); a phone number written in spaced groups is one number too.
+_NUMBER = re.compile(r"\+?\d(?:[\d.,:\-/]*\d)?")
+_SPACED = re.compile(r"(?<![\d])\+?\d{2,4}(?:[ \-]\d{3,4}){2,3}(?![\d])")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]{3,}")
 _CLOCK = re.compile(r"^\d{1,2}:\d{2}$")
 _DATE = re.compile(r"^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}$")
@@ -50,24 +54,55 @@ class ScreenReading:
 def normalise_number(text: str) -> str:
     """A number as a keyboard would type it: spaces and dashes inside phone numbers and codes
     dropped ("138 1234 5678" -> "13812345678"); decimals, times and dates kept."""
-    squeezed = re.sub(r"(?<=\d)[ \-](?=\d)", "", text.strip())
-    return squeezed.rstrip(".,:")
+    text = text.strip().rstrip(".,:/-")
+    if _DATE.match(text) or _CLOCK.match(text):
+        return text
+    return re.sub(r"(?<=\d)[ \-](?=\d)", "", text)
 
 
-def _shape_weight(number: str) -> float:
-    """How likely a number of this shape is typed into a field (a code or amount, not a clock)."""
-    digits = sum(c.isdigit() for c in number)
-    if _CLOCK.match(number) or _DATE.match(number) or number.endswith("%"):
-        return 0.1
+def _same_row(lines: Sequence[ScreenText], i: int) -> str:
+    """The text of the lines on the same row as line ``i`` (a label left, its value right)."""
+    y0, y1 = lines[i].box[1], lines[i].box[3]
+    row = [line.text for line in lines
+           if min(y1, line.box[3]) - max(y0, line.box[1]) >= 0.5 * min(y1 - y0, line.box[3] - line.box[1])]
+    return " ".join(row)
+
+
+# Prior weight of a number on the screen by its kind: how likely it is typed into a field.
+KIND_WEIGHT = {"code": 2.5, "amount": 2.0, "phone": 2.0, "number": 1.0, "short": 0.3, "clock": 0.1, "masked": 0.05}
+
+
+def number_kind(number: str, raw: str, before: str) -> str:
+    """What a number on the screen is, from its typed form, its written form and the character
+    before it: a code, an amount, a phone number, a clock time or date, a masked tail
+    ("662****0923"), or another number."""
+    if before.endswith(("*", "•", "●")):
+        return "masked"
+    if _CLOCK.match(number) or _DATE.match(number) or raw.endswith("%"):
+        return "clock"
     if re.fullmatch(r"\d+[.,]\d{2}", number):
-        return 2.0  # an amount
+        return "amount"
+    digits = sum(c.isdigit() for c in number)
+    if digits >= 7 and (number.startswith("+") or before.endswith("(") or any(c in raw for c in " -")):
+        return "phone"
     if re.fullmatch(r"\+?\d{10,13}", number):
-        return 2.0  # a phone number
+        return "phone"
     if re.fullmatch(r"\d{4,8}", number):
-        return 2.5  # a code, a room or an order number
-    if digits >= 3:
-        return 1.0
-    return 0.3
+        return "code"
+    return "number" if digits >= 3 else "short"
+
+
+def numbers_in(text: str) -> list[tuple[str, str]]:
+    """The numbers of one line of screen text as a keyboard would type them, with their kind."""
+    spaced = list(_SPACED.finditer(text))
+    inside = lambda m: any(s.start() <= m.start() and m.end() <= s.end() for s in spaced)  # noqa: E731
+    matches = spaced + [m for m in _NUMBER.finditer(text) if not inside(m)]
+    found: dict[str, str] = {}
+    for m in matches:
+        number = normalise_number(m.group())
+        if number and number[-1].isdigit() and number not in found:
+            found[number] = number_kind(number, m.group(), text[max(0, m.start() - 2) : m.start()])
+    return list(found.items())
 
 
 def read_screen(lines: Sequence[ScreenText] | None, size: tuple[int, int] | None = None) -> ScreenReading:
@@ -102,20 +137,18 @@ def read_screen(lines: Sequence[ScreenText] | None, size: tuple[int, int] | None
             else:
                 incoming.append([line])
         around = " ".join(lines[j].text for j in range(max(0, i - 1), min(len(lines), i + 2)))
+        row = _same_row(lines, i)
         role = 2.0 if near else 1.5 if (top or is_incoming) else 1.0
-        for match in _NUMBER.finditer(line.text):
-            number = normalise_number(match.group(1))
-            if not number:
-                continue
-            weight = _shape_weight(number) * role
-            if re.fullmatch(r"\d{4,8}", number) and CODE_WORDS.search(around):
+        for number, kind in numbers_in(line.text):
+            weight = KIND_WEIGHT[kind] * role
+            if kind == "code" and CODE_WORDS.search(around):
                 weight *= 4.0
                 out.code_near = True
-            elif re.fullmatch(r"\d+[.,]\d{2}", number) and MONEY_WORDS.search(around):
+            elif kind == "amount" and MONEY_WORDS.search(around):
+                weight *= 4.0 if TOTAL_WORDS.search(row) else 2.0
+            elif kind == "phone" and PHONE_WORDS.search(around):
                 weight *= 2.0
-            elif re.fullmatch(r"\+?\d{10,13}", number) and PHONE_WORDS.search(around):
-                weight *= 2.0
-            if near and re.fullmatch(r"\d{4,8}", number):
+            if near and kind == "code":
                 out.code_near = True
             out.numbers[number] = out.numbers.get(number, 0.0) + weight
         for word in _WORD.findall(line.text):
