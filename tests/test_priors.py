@@ -222,6 +222,20 @@ def test_numbers_from_the_screen_and_amounts(priors: Priors) -> None:
     assert "37.50" in _texts(priors.propose("37.5").completions["NUM"])
 
 
+def test_reply_set_answers_similar_messages(tmp_path: Path) -> None:
+    from keypilot.priors.replies import ReplyPriors, build_replies
+
+    pairs = [("Can you call me?", "Calling now!"), ("Can you call me later?", "Calling now!"),
+             ("Can you call me?", "Sent!"), ("明天几点见？", "十点吧"), ("What time tomorrow?", "Ten?")]
+    summary = build_replies(pairs, tmp_path)
+    assert summary == {"reply_messages": 4, "reply_pairs": 5}
+    replies = ReplyPriors(tmp_path)
+    got = replies.suggest("can you CALL me??", 5)
+    assert got[0].text == "Calling now!" and got[0].source == "reply" and sum(math.exp(c.logp) for c in got) <= 1 + 1e-9
+    assert replies.suggest("明天几点见", 5)[0].text == "十点吧"
+    assert replies.suggest("completely unrelated words", 5) == [] and replies.suggest("", 5) == []
+
+
 def test_next_character_class(priors: Priors) -> None:
     probs = priors.next_class.probs("你好")
     assert set(probs) == {"latin", "cjk", "digit", "emoji", "symbol"} and sum(probs.values()) == pytest.approx(1, abs=1e-6)

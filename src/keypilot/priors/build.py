@@ -51,6 +51,26 @@ def training_texts(records: Iterable[Any]) -> list[str]:
     return [t for i, t in enumerate(texts) if i + 1 == len(texts) or not texts[i + 1].startswith(t)]
 
 
+def reply_pairs(records: Iterable[Any]) -> list[tuple[str, str]]:
+    """(last incoming message on the screen, suggestion) of every suggestion record whose
+    screen text shows a message being answered."""
+    from PIL import Image
+
+    from keypilot.priors.screen import read_screen
+
+    pairs = []
+    for r in records:
+        lines = getattr(r, "screen_text", None)
+        if r.task != "suggestion" or r.context.strip() or not lines:
+            continue
+        with Image.open(r.image) as im:
+            size = im.size
+        message = read_screen(lines, size).reply_to
+        if message:
+            pairs.append((message, r.target))
+    return pairs
+
+
 def build_priors(records: Iterable[Any], out_dir: str | os.PathLike, *, progress: bool = True,
                  en_words: int = 50_000, zh_words: int = 200_000) -> dict:
     """Build the priors from training ``records`` (objects with ``context``, ``task``,
@@ -60,6 +80,7 @@ def build_priors(records: Iterable[Any], out_dir: str | os.PathLike, *, progress
     from keypilot.priors.chinese_build import build_chinese
     from keypilot.priors.emojis import build_emoji
     from keypilot.priors.english import build_english
+    from keypilot.priors.replies import build_replies
     from keypilot.priors.symbols import build_next_class, build_numbers, build_symbols
 
     start = time.perf_counter()
@@ -74,6 +95,7 @@ def build_priors(records: Iterable[Any], out_dir: str | os.PathLike, *, progress
         ("next class", lambda tmp: build_next_class(texts, tmp)),
         ("emoji", lambda tmp: build_emoji(texts, tmp)),
         ("numbers", lambda tmp: build_numbers(texts, tmp)),
+        ("replies", lambda tmp: build_replies(reply_pairs(records), tmp)),
     ]
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
+from keypilot.labels import lang_of
 from keypilot.priors import store
 from keypilot.priors.chinese import ChinesePriors
 from keypilot.priors.emojis import EmojiPriors
 from keypilot.priors.english import EnglishPriors
 from keypilot.priors.keystroke import FEATURE_INDEX, KeystrokePriors, PriorCandidate
+from keypilot.priors.replies import ReplyPriors
 from keypilot.priors.screen import ScreenReading, extends, read_screen
 from keypilot.priors.symbols import NextClass, NumberPriors, SymbolPriors, ranked_list
 from keypilot.priors.text import char_class, clean, last_char_class, trailing_latin, trailing_pinyin
@@ -40,6 +42,7 @@ class Priors:
         self.emoji = EmojiPriors(self.directory)
         self.numbers = NumberPriors(self.directory)
         self.next_class = NextClass(self.directory)
+        self.replies = ReplyPriors(self.directory)
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> Priors:
@@ -122,6 +125,10 @@ class Priors:
             out.reply_to = reading.reply_to
             features[FEATURE_INDEX["reply_open"]] = bool(reading.reply_to)
             out.suggestions["NUM"] = ranked_list({(n, "screen"): w for n, w in reading.numbers.items()}, k)
+            for reply in self.replies.suggest(reading.reply_to, k) if reading.reply_to else ():
+                lang = lang_of(reply.text)
+                if lang != "NUM":  # a number to type is the screen's (above)
+                    out.suggestions.setdefault(lang, []).append(reply)
         np.clip(features, 0.0, 1.0, out=features)
         return out
 

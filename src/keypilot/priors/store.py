@@ -16,7 +16,7 @@ from pathlib import Path
 import marisa_trie
 import numpy as np
 
-FORMAT_VERSION = 2  # of the priors folder; Priors.load refuses another
+FORMAT_VERSION = 3  # of the priors folder; Priors.load refuses another
 # The training split's share of a unigram is N / (N + TRAIN_PRIOR_TOKENS) for N training
 # tokens (a Dirichlet prior worth this many tokens of general text): a small split leans on
 # the word lists, a large one on itself.
