@@ -149,3 +149,35 @@ def test_bench_worker_measures_its_own_process(tiny_export: tuple[Path, Path, Pa
     # a run without priors spends no measurable time in them
     assert all(figures[f"{stage}_ms_p50"] > 0 for stage in STAGES if stage != "priors") and figures["priors_ms_p50"] >= 0
     assert "onnx-int8" in format_table([figures], "test machine")
+
+
+def test_token_table_reads_the_rows_it_was_given(tmp_path: Path) -> None:
+    from keypilot.inference.quantize import graph_files
+    from keypilot.inference.token_table import TokenTable, save_table
+
+    table = np.random.default_rng(0).normal(size=(50, 12)).astype(np.float32)
+    table[7] = 0.0  # an all-zero row must survive quantization
+    ids = np.asarray([[3, 7, 49, 3]])
+    for int8, name in ((False, "g.onnx"), (True, "g.int8.onnx")):
+        graph = tmp_path / name
+        graph.write_bytes(b"")
+        written = save_table(table, graph, int8=int8)
+        assert set(written) <= set(graph_files(graph))  # copied and counted with the graph
+        rows = TokenTable.beside(graph).rows(ids)
+        assert rows.shape == (1, 4, 12) and rows.dtype == np.float32
+        # float32 exactly; int8 within half a step of each row's scale
+        tolerance = 0 if not int8 else (np.abs(table[ids[0]]).max(axis=1, keepdims=True) / 127 / 2 + 1e-7)
+        assert np.all(np.abs(rows[0] - table[ids[0]]) <= tolerance)
+        with pytest.raises(IndexError, match="outside the table"):
+            TokenTable.beside(graph).rows(np.asarray([50]))
+    assert TokenTable.beside(tmp_path / "none.onnx") is None
+
+
+def test_export_without_its_token_table_is_a_clear_error(tiny_export: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    import shutil
+
+    export = tmp_path / "export"
+    shutil.copytree(tiny_export[2], export)
+    (export / "keystroke.int8.tokens.npy").unlink()
+    with pytest.raises(FileNotFoundError, match="token table"):
+        OnnxPredictor.from_pretrained(export, int8=True)

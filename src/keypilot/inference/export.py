@@ -7,7 +7,10 @@ The model is cut where the predictor's work changes frequency (``docs/export.md`
   (the cacheable visual tokens);
 - ``keystroke.onnx`` - once per keystroke: text encoder, personality, fusion, task router,
   layout router with hysteresis, MoE router -> task/layout/expert probabilities and the
-  decoder's conditioning ``prefix = [h_t, e_task, e_layout] [1, 3, d]``;
+  decoder's conditioning ``prefix = [h_t, e_task, e_layout] [1, 3, d]``. The text encoder's
+  token embedding is not in the graph: it is ``keystroke.tokens.npy`` beside it (INT8:
+  ``keystroke.int8.tokens.npy`` + ``.scale.npy``), whose rows the predictor reads from disk
+  (``keypilot.inference.token_table``), and the graph takes them as ``token_emb``;
 - ``expert_<LANG>.onnx`` - one per language expert, run only for the active (top-1 or
   top-2) experts of this keystroke: ``prefix``, embeddings of the previous tokens -> the
   expert's output at the last position ``[B, d]``;
@@ -29,12 +32,14 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from keypilot.inference.candidates import load_prior_weight
+from keypilot.inference.token_table import save_table
 from keypilot.run_folder import MANIFEST_FILE, PRIORS_DIR, TOKENIZER_FILE
 from keypilot.labels import EXPERTS, LAYOUTS, TASKS
 from keypilot.models.keypilot_model import KeyPilotModel
@@ -70,7 +75,7 @@ class ScreenGraph(nn.Module):
 
 
 class KeystrokeGraph(nn.Module):
-    """Visual tokens + context + user + previous layout -> routing outputs and the decoder's conditioning.
+    """Visual tokens + context embeddings + user + previous layout -> routing outputs and the decoder's conditioning.
 
     ``KeyPilotModel.encode_keystroke`` in eval mode with a known previous layout, without its
     first decoder step, plus what the predictor decodes under: for each task (TASKS order)
@@ -82,12 +87,14 @@ class KeystrokeGraph(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, global_feat: Tensor, roi_feats: Tensor, input_ids: Tensor, attention_mask: Tensor,
+    def forward(self, global_feat: Tensor, roi_feats: Tensor, token_emb: Tensor, attention_mask: Tensor,
                 user_id: Tensor, prev_layout: Tensor, layout_override: Tensor,
                 prior_features: Tensor | None = None) -> tuple[Tensor, ...]:
         m, router, moe = self.model, self.model.layout_router, self.model.decoder.moe
-        screen = {"global_feat": global_feat, "roi_feats": roi_feats}
-        h_t, _ = m.encoder.encode_keystroke(screen, input_ids, attention_mask, user_id)
+        enc = m.encoder
+        # encoder.encode_keystroke from the context's token embeddings (the rows of the table for its ids)
+        text_feat = enc.text_encoder.encode(token_emb, attention_mask)
+        h_t = enc.fusion(global_feat, roi_feats, text_feat, enc.personality(user_id))
         _, task_probs, e_task = m.task_router(h_t, prior_features)
         layout_logits = router(h_t, prev_layout, prior_features)
         layout_next, _ = apply_hysteresis(layout_logits, prev_layout, router.hysteresis_bias, router.switch_threshold)
@@ -151,6 +158,11 @@ class DecodeHeadGraph(nn.Module):
         return top_scores, top_index, top_emb, logits
 
 
+def text_token_table(model: KeyPilotModel) -> np.ndarray:
+    """The text encoder's token embedding ``[V, hidden]`` float32, the keystroke graph's ``token_emb`` rows."""
+    return model.encoder.text_encoder.token_emb.weight.detach().float().numpy()
+
+
 def _export(module: nn.Module, args: tuple[Tensor, ...], path: Path, spec: dict[str, Any]) -> None:
     """Export ``module`` with the names of ``spec``, then record the graph's shapes and dtypes in it."""
     with warnings.catch_warnings():
@@ -183,15 +195,17 @@ def export_fp32(model: KeyPilotModel, out: Path) -> dict[str, dict[str, Any]]:
         graphs["screen"] = spec
 
         ids = torch.randint(0, vocab, (1, 8))
-        args = (global_feat, roi_feats, ids, torch.ones_like(ids), torch.tensor([-1]), torch.tensor([0]), torch.tensor([-1]))
-        inputs = ["global_feat", "roi_feats", "input_ids", "attention_mask", "user_id", "prev_layout", "layout_override"]
+        token_emb = model.encoder.text_encoder.token_emb(ids)
+        args = (global_feat, roi_feats, token_emb, torch.ones_like(ids), torch.tensor([-1]), torch.tensor([0]), torch.tensor([-1]))
+        inputs = ["global_feat", "roi_feats", "token_emb", "attention_mask", "user_id", "prev_layout", "layout_override"]
         if cfg.get("prior_features", 0):
             args += (torch.zeros(1, cfg["prior_features"]),)
             inputs.append("prior_features")
         spec = graph_spec("keystroke.onnx", inputs,
                           ["task_probs", "layout_logits", "layout_probs", "layout_shown", "expert_probs", "cond_prefix", "cond_weights"],
-                          {"input_ids": {1: "tokens"}, "attention_mask": {1: "tokens"}})
+                          {"token_emb": {1: "tokens"}, "attention_mask": {1: "tokens"}})
         _export(KeystrokeGraph(model).eval(), args, out / spec["file"], spec)
+        save_table(text_token_table(model), out / spec["file"], int8=False)
         graphs["keystroke"] = spec
         prefix = KeystrokeGraph(model).eval()(*args)[-2][:1]
 
@@ -250,6 +264,8 @@ def export_run(run: Path, out: Path, int8: bool = False, calib_images: int = 32,
                 quantize_screen_encoder(out / spec["file"], out / target, screens, cfg["backbone"].get("attention", "softmax"))
             else:
                 quantize_linear_graph(out / spec["file"], out / target)
+            if name == "keystroke":
+                save_table(text_token_table(model), out / target, int8=True)
             int8_graphs[name] = {**spec, "file": target}
         manifest["int8_graphs"] = int8_graphs
         static = "every op" if cfg["backbone"].get("attention", "softmax") == "linear" else "convolutions (MatMul dynamic)"

@@ -31,6 +31,7 @@ from keypilot.beam import beam_search
 from keypilot.inference.candidates import CandidateFusion, KeystrokeNet, answer, stage_times
 from keypilot.inference.postprocess import Candidate, Prediction, is_empty_field, keep_candidates, language_bias
 from keypilot.inference.privacy import is_private, withheld_prediction
+from keypilot.inference.token_table import TokenTable, table_paths
 from keypilot.preprocess import (
     SCREEN_CACHE_SIZE,
     ImageInput,
@@ -49,10 +50,18 @@ from keypilot.run_folder import MANIFEST_FILE
 from keypilot.tokenizer import KeyPilotTokenizer
 
 
-def make_session(path: Path, threads: int = 1) -> ort.InferenceSession:
+# Graphs whose weights are not prepacked: the decode head's vocabulary matrix is both the head's
+# product and the look-up of the chosen tokens' rows, so a prepacked copy (8 MB INT8 at the
+# reference size) would sit beside the mapped original that the look-up still reads.
+UNPACKED_GRAPHS: tuple[str, ...] = ("decode_head",)
+
+
+def make_session(path: Path, threads: int = 1, prepack: bool = True) -> ort.InferenceSession:
     """A CPU session with ``threads`` intra-op threads, all graph optimizations, no spinning,
-    no memory arena."""
+    no memory arena; ``prepack=False`` keeps the weights in the layout of the file."""
     options = ort.SessionOptions()
+    if not prepack:
+        options.add_session_config_entry("session.disable_prepacking", "1")
     # The arena keeps the largest activations of every graph allocated for good; a keystroke
     # runs small graphs with shapes that change each time, where it saves no time (peak RSS
     # of the INT8 predictor -4 to -8 MB in docs/export.md's measurement).
@@ -86,7 +95,15 @@ class OnnxPredictor:
         if key not in self.manifest:
             raise FileNotFoundError(f"{self.export_dir} has no INT8 graphs: export with --int8")
         graphs = self.manifest[key]
-        self.sessions = {name: make_session(self.export_dir / spec["file"], threads) for name, spec in graphs.items()}
+        self.sessions = {name: make_session(self.export_dir / spec["file"], threads, prepack=name not in UNPACKED_GRAPHS)
+                         for name, spec in graphs.items()}
+        # The text encoder's token embedding, read from disk row by row (token_table.py). An export
+        # made before it left the keystroke graph has none: that graph takes ids and looks them up.
+        self.token_table = TokenTable.beside(self.export_dir / graphs["keystroke"]["file"])
+        if self.token_table is None and "input_ids" not in graphs["keystroke"]["inputs"]:
+            raise FileNotFoundError(f"{self.export_dir}: the keystroke graph's token table "
+                                    f"({table_paths(graphs['keystroke']['file'])[0].name}) is missing: copy it with "
+                                    "the graph or export again")
         self.tokenizer = KeyPilotTokenizer.from_file(self.export_dir / self.manifest["tokenizer"])
         mc = self.manifest["config"]["model"]
         self.height, self.width = mc["image_height"], mc["image_width"]
@@ -146,7 +163,7 @@ class OnnxPredictor:
         ids = context_ids(self.tokenizer, text, self.max_context, reply_to)[None]
         feeds = {
             **screen,
-            "input_ids": ids,
+            **({"input_ids": ids} if self.token_table is None else {"token_emb": self.token_table.rows(ids)}),
             "attention_mask": np.ones_like(ids),
             "user_id": np.asarray([-1 if user_id is None else user_id], dtype=np.int64),
             "prev_layout": np.asarray([LAYOUT_INDEX[prev_layout]], dtype=np.int64),

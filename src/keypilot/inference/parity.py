@@ -94,7 +94,8 @@ def _onnx_outputs(predictor: OnnxPredictor, pixels: np.ndarray, ids: np.ndarray,
                   features: np.ndarray) -> dict[str, np.ndarray]:
     global_feat, roi_feats = predictor.sessions["screen"].run(None, {"image": pixels[None]})
     feeds = {
-        "global_feat": global_feat, "roi_feats": roi_feats, "input_ids": ids[None], "attention_mask": np.ones_like(ids)[None],
+        "global_feat": global_feat, "roi_feats": roi_feats, "token_emb": predictor.token_table.rows(ids[None]),
+        "attention_mask": np.ones_like(ids)[None],
         "user_id": np.asarray([user]), "prev_layout": np.asarray([prev]), "layout_override": np.asarray([-1]),
     }  # fmt: skip
     if features.size:

@@ -44,6 +44,8 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from keypilot.inference.token_table import table_paths
+
 # Ops of a softmax-attention screen encoder that are quantized statically. Static QDQ MatMul
 # put Q/DQ pairs around every attention product and was slower than FP32 (docs/export.md).
 SOFTMAX_STATIC_OP_TYPES: tuple[str, ...] = ("Conv",)
@@ -152,10 +154,11 @@ def save_with_external_data(model: onnx.ModelProto, path: Path) -> None:
 
 
 def graph_files(path: str | os.PathLike) -> list[Path]:
-    """An exported graph's files: the ``.onnx`` and, when it has one, its external data file."""
+    """An exported graph's files: the ``.onnx`` and, when it has them, its external data file and
+    the token table read beside it (the keystroke graph's, ``keypilot.inference.token_table``)."""
     path = Path(path)
-    data = path.with_name(path.name + ".data")
-    return [path, data] if data.is_file() else [path]
+    companions = [path.with_name(path.name + ".data"), *table_paths(path)]
+    return [path, *(f for f in companions if f.is_file())]
 
 
 @contextlib.contextmanager

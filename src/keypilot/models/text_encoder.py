@@ -27,10 +27,16 @@ class TextEncoder(nn.Module):
         nn.init.normal_(self.token_emb.weight, std=0.02)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-        length = input_ids.shape[1]
+        return self.encode(self.token_emb(input_ids), attention_mask)
+
+    def encode(self, token_emb: Tensor, attention_mask: Tensor) -> Tensor:
+        """Token embeddings ``B x L x hidden`` (rows of ``token_emb`` for the ids) and mask ``B x L``
+        -> ``B x d_model``. The exported graph starts here: the ONNX predictor reads the table's
+        rows from disk itself, so the 32K-row table never becomes resident (docs/export.md)."""
+        length = token_emb.shape[1]
         if length > self.pos_emb.shape[0]:
             raise ValueError(f"context of {length} tokens is longer than max_context_tokens={self.pos_emb.shape[0]}")
-        x = self.dropout(self.emb_norm(self.token_emb(input_ids) + self.pos_emb[:length]))
+        x = self.dropout(self.emb_norm(token_emb + self.pos_emb[:length]))
         key_mask = attention_mask.bool()
         for block in self.blocks:
             x = block(x, key_mask=key_mask)

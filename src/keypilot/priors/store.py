@@ -1,7 +1,8 @@
 """On-disk pieces of the priors: tries, arrays and keyed count tables.
 
-Everything is a ``marisa-trie`` (compact, memory-mapped-friendly string sets with prefix
-search) or a ``.npy`` array, so loading costs little memory and no parsing. The tables are
+Everything is a ``marisa-trie`` (compact string sets with prefix search) or a ``.npy`` array,
+both memory-mapped when loaded: loading parses nothing and a keystroke makes resident only the
+pages it reads (docs/export.md, "Memory"). The tables are
 written into a temporary folder and renamed into place by :mod:`keypilot.priors.build`.
 """
 
@@ -34,8 +35,9 @@ def save_trie(keys: Iterable[str], path: Path, *, label_order: bool = False) -> 
 
 
 def load_trie(path: Path) -> marisa_trie.Trie:
+    """The trie at ``path``, memory-mapped: only the pages a query walks become resident."""
     trie = marisa_trie.Trie()
-    trie.load(str(path))
+    trie.mmap(str(path))
     return trie
 
 
@@ -44,7 +46,9 @@ def save_array(array: np.ndarray, path: Path) -> None:
 
 
 def load_array(path: Path) -> np.ndarray:
-    return np.load(path, allow_pickle=False)
+    """The array at ``path``, memory-mapped and read-only (a plain ``ndarray`` view of the map):
+    a keystroke reads a few entries of tables of up to a million."""
+    return np.asarray(np.load(path, mmap_mode="r", allow_pickle=False))
 
 
 def save_json(obj: object, path: Path) -> None:
