@@ -53,6 +53,22 @@ def _data_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _data_ocr(args: argparse.Namespace) -> int:
+    from keypilot.data.format import DataFormatError
+    from keypilot.ocr.fill import fill_screen_text
+    from keypilot.ocr.reader import OcrUnavailable
+
+    existing(args.path, "data set")
+    try:
+        report = fill_screen_text(args.path, force=args.force)
+    except (DataFormatError, OcrUnavailable) as err:
+        print(f"keypilot data ocr: {err}", file=sys.stderr)
+        return 1
+    print(f"{args.path}: screen_text filled on {report.filled} of {report.records} records "
+          f"({report.screens_read} screenshots read; {report.kept} already had it)")
+    return 0
+
+
 def _data_cache(args: argparse.Namespace) -> int:
     from keypilot.config import ConfigError
     from keypilot.train.data import cache_data_set
@@ -263,6 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = data.add_parser("check", help="validate a data set folder or a .jsonl file")
     p.add_argument("path", type=Path)
     p.set_defaults(func=_data_check)
+    p = data.add_parser("ocr", help="fill the screen_text field (text read from each screenshot) of records that lack it")
+    p.add_argument("path", type=Path, help="data set folder or .jsonl file (rewritten in place, atomically)")
+    p.add_argument("--force", action="store_true", help="read every record's screenshot again, also those with screen_text")
+    p.set_defaults(func=_data_ocr)
     p = data.add_parser("cache", help="write the preprocessed shard cache a training run of --config reads")
     p.add_argument("--data", type=Path, required=True, help="data set folder (train.jsonl, val.jsonl, tokenizer.json)")
     p.add_argument("--config", type=Path, required=True)

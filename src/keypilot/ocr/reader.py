@@ -9,7 +9,7 @@ What makes it cheap (see docs/screen-text.md for the measurements):
   the image is cut there; otherwise detection runs on the whole screen and the key rows are
   found among the boxes (``keyboard_top``) and dropped before recognition.
 - **Detection at a reduced size**: the long side of what is detected is ``det_side`` pixels
-  (about 0.3-0.4 of a 1080 x 2340 screenshot), where phone text is still 12-20 pixels tall.
+  (0.27-0.4 of a 1080 x 2340 screenshot), where phone text is still 11-18 pixels tall.
 - **Recognition of the detected lines only, at their own width**: each line is cut from the
   full-resolution image and read at 48 pixels high without the library's padding to 320
   pixels, which halves the cost of a screen of short lines.
@@ -34,20 +34,22 @@ from keypilot.screen_text import MAX_LINES, MAX_TEXT, ScreenText
 Box = tuple[float, float, float, float]
 
 # Long side of the image detection sees, in pixels.
-DET_SIDE = 800
+DET_SIDE = 640
 # Screens larger than this (long side) are downscaled before anything else: no phone text
 # needs more, and an 8000 x 8000 upload would otherwise be cut into huge crops.
 MAX_SIDE = 2400
 # Line height recognition reads at (the model's input height) and the total width, at that
 # height, of the lines read per screen: about 3,200 px is ~130 Latin characters.
 REC_HEIGHT = 48
-BUDGET_PX = 3200
+BUDGET_PX = 2800
 # Lines whose box is shorter than this fraction of the screen's long side are specks.
 MIN_LINE_HEIGHT = 0.004
 # A recognised line below this confidence is dropped (the library's own default).
 MIN_SCORE = 0.5
-# Top band of the screen read first whatever the field: status bar, notification banner, title.
+# Top band of the screen read first whatever the field: notification banner, title.
 TOP_BAND = 0.14
+# The status bar (clock, battery) ends above this fraction of the height: never read.
+STATUS_BAR = 0.035
 
 
 class OcrUnavailable(RuntimeError):
@@ -109,7 +111,7 @@ class ScreenReader:
             boxes = [b for b in boxes if b[3] <= cut]
             bottom = cut
         anchor = (field[1] + field[3]) / 2 * scale if field is not None else bottom
-        lines = self._recognise(pixels, boxes, anchor)
+        lines = self._recognise(pixels, boxes, anchor, image.height)
         lines.sort(key=lambda line: (round(line.box[1] / 8), line.box[0]))
         return [ScreenText(line.text, tuple(v / scale for v in line.box)) for line in lines[:MAX_LINES]]
 
@@ -129,8 +131,7 @@ class ScreenReader:
                 boxes.append((max(0.0, x0), max(0.0, y0), min(float(pixels.shape[1]), x1), min(float(pixels.shape[0]), y1)))
         return boxes
 
-    def _recognise(self, pixels: np.ndarray, boxes: Sequence[Box], anchor: float) -> list[ScreenText]:
-        height = pixels.shape[0]
+    def _recognise(self, pixels: np.ndarray, boxes: Sequence[Box], anchor: float, height: int) -> list[ScreenText]:
 
         def priority(box: Box) -> tuple[int, float]:
             middle = (box[1] + box[3]) / 2
@@ -138,6 +139,8 @@ class ScreenReader:
 
         lines, spent = [], 0.0
         for box in sorted(boxes, key=priority):
+            if box[3] < STATUS_BAR * height:
+                continue
             x0, y0, x1, y1 = (int(box[0]), int(box[1]), int(np.ceil(box[2])), int(np.ceil(box[3])))
             crop = pixels[y0:y1, x0:x1]
             if crop.size == 0:
