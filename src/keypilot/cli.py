@@ -150,7 +150,8 @@ def _serve(args: argparse.Namespace) -> int:
     from keypilot.serve.app import serve
 
     return serve(args.run, host=args.host, port=args.port, backend=args.backend, samples_dir=args.samples,
-                 access_log=not args.no_access_log, threads=args.threads, int8=args.int8)
+                 access_log=not args.no_access_log, threads=args.threads, int8=args.int8,
+                 screen_text=not args.no_screen_text)
 
 
 def _bench_train(args: argparse.Namespace) -> int:
@@ -176,7 +177,7 @@ def _bench_serve(args: argparse.Namespace) -> int:
     from keypilot.serve.loadtest import bench_serve
 
     figures = bench_serve(args.run, clients=args.clients, seconds=args.seconds, url=args.url, backend=args.backend,
-                          threads=args.threads, int8=args.int8)
+                          threads=args.threads, int8=args.int8, screen_text=not args.no_screen_text)
     for key, value in figures.items():
         print(f"{key:>15}: {value}")
     return 1 if figures["errors"] else 0
@@ -332,6 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch")
     p.add_argument("--samples", type=Path, default=None, help="data set folder whose screens the page offers")
     p.add_argument("--no-access-log", action="store_true", help="do not log each request")
+    p.add_argument("--no-screen-text", action="store_true",
+                   help="do not read the text of new screens in the background (docs/screen-text.md)")
     p.add_argument("--threads", type=positive_int, default=None, help="model intra-op threads (default: the backend's)")
     p.add_argument("--int8", action="store_true", help="with --backend onnx: the export's INT8 graphs")
     p.set_defaults(func=_serve)
@@ -356,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch")
     p.add_argument("--threads", type=positive_int, default=None, help="the server's model intra-op threads")
     p.add_argument("--int8", action="store_true", help="with --backend onnx: the export's INT8 graphs")
+    p.add_argument("--no-screen-text", action="store_true", help="the server reads no screen text")
     p.set_defaults(func=_bench_serve)
     p = bench.add_parser("infer", help="per-stage inference latency, model size and peak RSS (torch / ONNX / ONNX INT8)")
     src = p.add_mutually_exclusive_group(required=True)

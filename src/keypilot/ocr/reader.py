@@ -92,6 +92,8 @@ class ScreenReader:
         when known (a record's ``rois``); the keyboard is then cut off before detection, and
         lines nearest the field are read first.
         """
+        if not isinstance(image, Image.Image):
+            raise TypeError(f"ScreenReader.read takes a PIL image, got {type(image).__name__}")
         with self._lock:
             return self._read(image, keyboard, field)
 
