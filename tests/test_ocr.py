@@ -95,8 +95,9 @@ def test_word_spaces_are_restored_and_copyable_tokens_kept(words: WordSplitter) 
 
 
 def test_word_splitter_from_a_lexicon_function() -> None:
-    lexicon = {"good": -5.0, "morning": -6.0, "goodmorning": -20.0}
+    lexicon = {"good": -5.0, "morning": -6.0, "goodmorning": -20.0, "quill": -13.0, "marsh": -12.0}
     assert WordSplitter(lexicon.get).split("Goodmorning!") == "Good morning!"
+    assert WordSplitter(lexicon.get).split("Quillmarsh") == "Quillmarsh"  # rare pieces: a name, kept
 
 
 def test_bad_input(reader: ScreenReader) -> None:

@@ -3,7 +3,8 @@
 A recogniser reading a tightly set line often returns "Ithinkyouleft it at mine" or
 "meetingyesterday.Please". ``WordSplitter`` splits such runs with a unigram lexicon: the
 split of a letter run that minimises the summed ``-log P(word)`` over lexicon words, taken
-only when every piece is a lexicon word and the split is far likelier than the run left whole.
+only when every piece is a common lexicon word and the split is far likelier than the run
+left whole.
 Anything that is not a plain letter run is left exactly as read: digit groups, codes, amounts,
 e-mail addresses, URLs, handles and mixed letter-digit tokens, since those are what a user
 copies from the screen and a wrong space would break them.
@@ -32,6 +33,10 @@ UNKNOWN_COST = 40.0
 # misread or a pinyin syllable splits into.
 ONE_LETTER = frozenset("ai")
 TWO_LETTER_MIN_LOGP = math.log(1e-4)
+# Every piece of a split must be a common word: a name or rare word the lexicon lacks
+# ("Quillmarsh") would otherwise be cut into rare words ("Quill marsh"); glued everyday words
+# ("thereport", "Taylorwrote") are what recognition produces.
+PIECE_MIN_LOGP = math.log(1e-5)
 # wordfreq's tail is noise (typos, fragments); words rarer than this are not lexicon words.
 MIN_FREQUENCY = 1e-7
 
@@ -88,12 +93,12 @@ class WordSplitter:
         pieces = self._best_split(run)
         return lead + " ".join(pieces) + tail
 
-    def _cost(self, word: str) -> float | None:
+    def _cost(self, word: str, piece: bool = True) -> float | None:
         low = word.lower()
         if len(low) == 1 and low not in ONE_LETTER:
             return None
         logp = self.logp(low)
-        if logp is None or (len(low) == 2 and logp < TWO_LETTER_MIN_LOGP):
+        if logp is None or (piece and (logp < PIECE_MIN_LOGP or (len(low) == 2 and logp < TWO_LETTER_MIN_LOGP))):
             return None
         return -logp
 
@@ -111,7 +116,7 @@ class WordSplitter:
                     best[end], back[end] = best[start] + cost, start
         if best[n] == math.inf:
             return [run]
-        whole = self._cost(run)
+        whole = self._cost(run, piece=False)
         if best[n] > (UNKNOWN_COST if whole is None else whole) - SPLIT_MARGIN:
             return [run]
         pieces, end = [], n
