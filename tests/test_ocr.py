@@ -176,3 +176,18 @@ def test_data_ocr_bad_data_is_reported_and_nothing_written(tmp_path: Path, capsy
     shutil.rmtree(data)
     assert main(["data", "ocr", str(data)]) != 0
     assert str(data) in capsys.readouterr().err
+
+
+def test_recognition_bench_figures(tmp_path: Path) -> None:
+    from keypilot.ocr.bench import format_recognition, measure_recognition
+
+    paths = []
+    for i, size in enumerate(((360, 780), (412, 915))):
+        paths.append(tmp_path / f"s{i}.png")
+        drawn_screen(size, {"Your code is 482913": (20, 200)}).save(paths[-1])
+    figures = measure_recognition(paths, threads=1)
+    assert figures["screens"] == 2 and set(figures["sizes"]) == {"stored", "1080w"}
+    for row in figures["sizes"].values():
+        assert 0 < row["p50_ms"] <= row["p95_ms"] and row["lines"] == 1.0
+    assert figures["sizes"]["1080w"]["size"] == "1080x2340"
+    assert "p50 ms" in format_recognition(figures) and "1080" in format_recognition(figures)
