@@ -62,10 +62,10 @@ def format_recognition(figures: dict[str, Any]) -> str:
         return f"screen-text recognition: not measured ({figures['error']})"
     lines = [f"screen-text recognition per new screen ({figures['screens']} screens, {figures['threads']} thread(s), "
              "rapidocr PP-OCRv6 small, keyboard found from the boxes)",
-             f"{'screens':<28}{'p50 ms':>9}{'p95 ms':>9}{'lines':>7}"]
+             f"{'screens':<40}{'p50 ms':>9}{'p95 ms':>9}{'lines':>7}"]
     labels = {"stored": "as stored", "1080w": "upscaled to 1080 wide"}
     for name, row in figures["sizes"].items():
         label = f"{labels[name]} (e.g. {row['size']})"
-        lines.append(f"{label:<28}{row['p50_ms']:>9.0f}{row['p95_ms']:>9.0f}{row['lines']:>7.1f}")
+        lines.append(f"{label:<40}{row['p50_ms']:>9.0f}{row['p95_ms']:>9.0f}{row['lines']:>7.1f}")
     lines.append("target: p50 <= 300 ms per new full-size screenshot at 1 thread")
     return "\n".join(lines)
