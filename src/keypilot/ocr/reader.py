@@ -59,8 +59,8 @@ class OcrUnavailable(RuntimeError):
 class ScreenReader:
     """``read(image) -> list[ScreenText]``: one entry per text line, boxes in the image's pixels.
 
-    Not thread-safe (the library keeps per-call state): one reader per thread, or calls
-    serialised by the caller (the server runs one background worker).
+    Calls are serialised by a lock (the library keeps per-call state); the server runs one
+    background worker anyway.
     """
 
     def __init__(self, threads: int = 1, det_side: int = DET_SIDE, budget_px: int = BUDGET_PX,
@@ -115,7 +115,7 @@ class ScreenReader:
         anchor = (field[1] + field[3]) / 2 * scale if field is not None else bottom
         lines = self._recognise(pixels, boxes, anchor, image.height)
         lines.sort(key=lambda line: (round(line.box[1] / 8), line.box[0]))
-        return [ScreenText(line.text, tuple(v / scale for v in line.box)) for line in lines[:MAX_LINES]]
+        return [ScreenText(line.text, tuple(float(v) / scale for v in line.box)) for line in lines[:MAX_LINES]]
 
     def _detect(self, pixels: np.ndarray) -> list[Box]:
         """Line boxes (axis-aligned, in ``pixels``' coordinates) above a speck's height."""
@@ -127,8 +127,8 @@ class ScreenReader:
         min_h = MIN_LINE_HEIGHT * max(pixels.shape[:2])
         boxes = []
         for quad in np.asarray(result.boxes, dtype=np.float64):
-            x0, y0 = quad.min(axis=0)
-            x1, y1 = quad.max(axis=0)
+            x0, y0 = (float(v) for v in quad.min(axis=0))
+            x1, y1 = (float(v) for v in quad.max(axis=0))
             if y1 - y0 >= min_h and x1 > x0:
                 boxes.append((max(0.0, x0), max(0.0, y0), min(float(pixels.shape[1]), x1), min(float(pixels.shape[0]), y1)))
         return boxes
