@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first: the CPU build on this disk; an unpinned torch would pull CUDA.
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[train,onnx,dev]"
+	$(BIN)/python -m pip install -q -e ".[train,onnx,ocr,dev]"
 	touch $(STAMP)
 
 # Debian's Chromium for the browser test and the HTML renderer of the data generator

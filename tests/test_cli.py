@@ -167,7 +167,7 @@ def test_info_runs_from_any_directory(tmp_path: Path) -> None:
     ("argv", "expected"),
     [
         ([], "keypilot: choose a command: data, tokenizer, priors, info, train, serve, bench, export, predict, evaluate, demo"),
-        (["data"], "keypilot data: choose a command: generate, check, cache, preview"),
+        (["data"], "keypilot data: choose a command: generate, check, ocr, cache, preview"),
         (["bench"], "keypilot bench: choose a command: train, serve, infer"),
         (["data", "generate", "--out", "x"], "keypilot data generate: the following arguments are required: --num"),
         (["data", "generate", "--out", "x", "--num", "0"], "keypilot data generate: argument --num: must be at least 1, got 0"),

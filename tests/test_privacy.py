@@ -1,5 +1,6 @@
 """The privacy rule: a password field is neither read nor predicted nor remembered, and no
-screenshot or typed text of any request reaches the disk or a log (``predict`` and ``serve``).
+screenshot, typed text or recognised screen text of any request reaches the disk or a log
+(``predict`` and ``serve``).
 
 Writes are watched with a Python audit hook (every file this process opens for writing, by any
 thread, including temporary files that have no name); logs with a handler on the root logger at
@@ -14,6 +15,7 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -199,3 +201,50 @@ def test_serve_and_predict_write_no_screenshot_or_text_anywhere(tiny_run: tuple[
     everything = "\n".join([*lines, captured.err, captured.out])
     assert MARKER not in everything
     assert encoded[1000:1100] not in everything and "zqxv" not in everything
+
+
+def test_screen_text_is_never_logged_or_written(predictor, capfd) -> None:
+    """The server reading screen text in the background: the recognised words reach the
+    predictor, and no log line, stream or file."""
+    pytest.importorskip("rapidocr")
+    from PIL import ImageDraw, ImageFont
+
+    from keypilot.ocr import ScreenReader
+
+    secret = ("Quillmarsh", "739146")
+    image = Image.new("RGB", (720, 1440), (250, 250, 252))
+    ImageDraw.Draw(image).text((40, 300), f"{secret[0]} code {secret[1]}", fill=(0, 0, 0), font=ImageFont.load_default(size=36))
+    upload = io.BytesIO()
+    image.save(upload, format="PNG")
+    given: list = []
+
+    class Recording:
+        def predict(self, image, text, prev_layout="EN", user_id=None, screen_key=None, screen_text=None):
+            given.append(screen_text)
+            return predictor.predict(image, text, prev_layout=prev_layout, user_id=user_id, screen_key=screen_key)
+
+    reader = ScreenReader(threads=1)
+    rapid = logging.getLogger("RapidOCR")  # the library's own logger does not propagate: watch it too
+    app = create_app(Recording(), screen_text=True, make_reader=lambda: reader.read)
+    with serving_app(app, log_level="debug", access_log=True) as url, every_log_line() as lines:
+        rapid.addHandler(handler := LogRecords())
+        level, rapid.level = rapid.level, logging.DEBUG
+        try:
+            with WATCH.watching() as writes, httpx.Client(base_url=url, timeout=120) as http:
+                first = http.post("/v1/predict", data={"text": ""}, files={"image": ("s.png", upload.getvalue(), "image/png")})
+                screen_id = first.json()["screen_id"]
+                for _ in range(1200):
+                    if http.get("/healthz").json()["screens_read"] == 1:
+                        break
+                    threading.Event().wait(0.05)
+                assert http.post("/v1/predict", data={"text": "7", "screen_id": screen_id}).status_code == 200
+        finally:
+            rapid.removeHandler(handler)
+            rapid.setLevel(level)
+    assert writes == []
+    read = " ".join(line.text for line in given[-1])
+    assert all(word in read for word in secret)  # the words were read and passed on ...
+    captured = capfd.readouterr()
+    everything = "\n".join([*lines, *handler.lines, captured.err, captured.out])
+    assert any("POST /v1/predict" in line for line in lines)
+    assert not any(word in everything for word in secret)  # ... and never logged

@@ -7,6 +7,7 @@ import base64
 import io
 import json
 import struct
+import threading
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -326,3 +327,133 @@ def test_a_full_queue_is_503_with_retry_after(tiny_run: tuple[Path, Path], one_t
             worker.join(timeout=120)
         assert [a.status_code for a in answers] == [200, 200]
         assert small.get("/healthz").json()["queue"] == 0
+
+
+# ---------------------------------------------------------------------------- screen text
+
+class Recording:
+    """The real predictor, recording the ``screen_text`` each keystroke was given."""
+
+    def __init__(self, predictor) -> None:
+        self.predictor, self.given = predictor, []
+
+    def predict(self, image, text, prev_layout="EN", user_id=None, screen_key=None, screen_text=None):
+        self.given.append(screen_text)
+        return self.predictor.predict(image, text, prev_layout=prev_layout, user_id=user_id, screen_key=screen_key)
+
+
+@pytest.fixture(scope="module")
+def screen_reader():
+    pytest.importorskip("rapidocr")
+    from keypilot.ocr import ScreenReader
+
+    return ScreenReader(threads=1)
+
+
+def text_png(lines: tuple[str, ...] = ("Your code is 482913",), size: tuple[int, int] = (720, 1440)) -> bytes:
+    from PIL import ImageDraw, ImageFont
+
+    image = Image.new("RGB", size, (250, 250, 252))
+    draw = ImageDraw.Draw(image)
+    for i, line in enumerate(lines):
+        draw.text((40, 300 + 120 * i), line, fill=(20, 20, 30), font=ImageFont.load_default(size=34))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def wait_read(client: TestClient, count: int) -> None:
+    for _ in range(1200):
+        if client.get("/healthz").json()["screens_read"] >= count:
+            return
+        threading.Event().wait(0.05)
+    raise AssertionError("the background reader did not read the screen within 60 s")
+
+
+
+def test_screen_text_is_read_in_the_background_and_passed_on(tiny_run: tuple[Path, Path], one_torch_thread: None,
+                                                              screen_reader) -> None:
+    from keypilot.inference.predictor import Predictor
+
+    recording = Recording(Predictor.from_pretrained(tiny_run[0]))
+    gate = threading.Event()
+
+    def gated_read(image):  # the real reader, held until the test has seen a keystroke answered without it
+        assert gate.wait(timeout=60)
+        return screen_reader.read(image)
+
+    with TestClient(create_app(recording, screen_text=True, make_reader=lambda: gated_read)) as client:
+        assert client.get("/healthz").json()["screen_text"] == "on"
+        first = post_form(client, image=text_png(), text="")
+        assert first.status_code == 200, first.text
+        screen_id = first.json()["screen_id"]
+        # Recognition is still running: keystrokes on the screen answer at once, without its text.
+        second = post_form(client, image=None, text="4", screen_id=screen_id)
+        assert second.status_code == 200 and recording.given == [None, None]
+        gate.set()
+        wait_read(client, 1)
+        third = post_form(client, image=None, text="48", screen_id=screen_id)
+        assert third.status_code == 200
+        lines = recording.given[-1]
+        assert [line.text for line in lines] == ["Your code is 482913"]
+        # The same screen uploaded again is not read again.
+        assert post_form(client, image=text_png(), text="482").status_code == 200
+        threading.Event().wait(0.3)
+        assert client.get("/healthz").json()["screens_read"] == 1
+
+
+def test_screen_text_off_and_bad_screens(tiny_run: tuple[Path, Path], one_torch_thread: None, screen_reader) -> None:
+    from keypilot.cli import build_parser
+    from keypilot.inference.predictor import Predictor
+
+    assert build_parser().parse_args(["serve", "--run", "r", "--no-screen-text"]).no_screen_text
+    assert not build_parser().parse_args(["serve", "--run", "r"]).no_screen_text
+    predictor = Predictor.from_pretrained(tiny_run[0])
+    recording = Recording(predictor)
+    with TestClient(create_app(recording)) as off:
+        assert off.get("/healthz").json()["screen_text"] == "off"
+        sid = post_form(off, image=text_png(), text="").json()["screen_id"]
+        assert post_form(off, image=None, text="a", screen_id=sid).status_code == 200
+        assert recording.given == [None, None]
+    calls = []
+
+    def counted(image):
+        calls.append(image.size)
+        return screen_reader.read(image)
+
+    recording = Recording(predictor)
+    with TestClient(create_app(recording, screen_text=True, make_reader=lambda: counted)) as client:
+        # A password field: nothing is read (nor stored).
+        private = post_form(client, image=text_png(), text="", input_type="password")
+        assert private.status_code == 200 and private.json()["withheld"]
+        # No text, rotated, tiny: answered, and read in the background to an empty or some list.
+        blank = post_form(client, image=png_bytes(size=(720, 1440), color=(255, 255, 255)), text="")
+        rotated = post_form(client, image=text_png(size=(1440, 720)), text="")
+        assert blank.status_code == 200 and rotated.status_code == 200
+        wait_read(client, 2)
+        assert post_form(client, image=None, text="x", screen_id=blank.json()["screen_id"]).status_code == 200
+        assert recording.given[-1] == []
+        assert sorted(calls) == [(720, 1440), (1440, 720)]  # the password screen never reached the reader
+        # Huge and non-image uploads are refused before anything reads them.
+        assert_refused(post_form(client, image=png_header_only(8000, 8000), text=""), 413, "bad_image")
+        assert_refused(post_form(client, image=b"not an image", text=""), 400, "bad_image")
+        assert len(calls) == 2
+
+
+def test_screen_text_unavailable_serves_without_it(tiny_run: tuple[Path, Path], one_torch_thread: None) -> None:
+    from keypilot.inference.predictor import Predictor
+    from keypilot.ocr.reader import OcrUnavailable
+
+    def missing():
+        raise OcrUnavailable("screen text needs the ocr extra")
+
+    recording = Recording(Predictor.from_pretrained(tiny_run[0]))
+    with TestClient(create_app(recording, screen_text=True, make_reader=missing)) as client:
+        for _ in range(200):
+            if client.get("/healthz").json()["screen_text"] == "unavailable":
+                break
+            threading.Event().wait(0.05)
+        assert client.get("/healthz").json()["screen_text"] == "unavailable"
+        sid = post_form(client, image=text_png(), text="").json()["screen_id"]
+        assert post_form(client, image=None, text="a", screen_id=sid).status_code == 200
+        assert recording.given == [None, None]

@@ -53,6 +53,22 @@ def _data_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _data_ocr(args: argparse.Namespace) -> int:
+    from keypilot.data.format import DataFormatError
+    from keypilot.ocr.fill import fill_screen_text
+    from keypilot.ocr.reader import OcrUnavailable
+
+    existing(args.path, "data set")
+    try:
+        report = fill_screen_text(args.path, force=args.force)
+    except (DataFormatError, OcrUnavailable) as err:
+        print(f"keypilot data ocr: {err}", file=sys.stderr)
+        return 1
+    print(f"{args.path}: screen_text filled on {report.filled} of {report.records} records "
+          f"({report.screens_read} screenshots read; {report.kept} already had it)")
+    return 0
+
+
 def _data_cache(args: argparse.Namespace) -> int:
     from keypilot.config import ConfigError
     from keypilot.train.data import cache_data_set
@@ -134,7 +150,8 @@ def _serve(args: argparse.Namespace) -> int:
     from keypilot.serve.app import serve
 
     return serve(args.run, host=args.host, port=args.port, backend=args.backend, samples_dir=args.samples,
-                 access_log=not args.no_access_log, threads=args.threads, int8=args.int8)
+                 access_log=not args.no_access_log, threads=args.threads, int8=args.int8,
+                 screen_text=not args.no_screen_text)
 
 
 def _bench_train(args: argparse.Namespace) -> int:
@@ -160,7 +177,7 @@ def _bench_serve(args: argparse.Namespace) -> int:
     from keypilot.serve.loadtest import bench_serve
 
     figures = bench_serve(args.run, clients=args.clients, seconds=args.seconds, url=args.url, backend=args.backend,
-                          threads=args.threads, int8=args.int8)
+                          threads=args.threads, int8=args.int8, screen_text=not args.no_screen_text)
     for key, value in figures.items():
         print(f"{key:>15}: {value}")
     return 1 if figures["errors"] else 0
@@ -263,6 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = data.add_parser("check", help="validate a data set folder or a .jsonl file")
     p.add_argument("path", type=Path)
     p.set_defaults(func=_data_check)
+    p = data.add_parser("ocr", help="fill the screen_text field (text read from each screenshot) of records that lack it")
+    p.add_argument("path", type=Path, help="data set folder or .jsonl file (rewritten in place, atomically)")
+    p.add_argument("--force", action="store_true", help="read every record's screenshot again, also those with screen_text")
+    p.set_defaults(func=_data_ocr)
     p = data.add_parser("cache", help="write the preprocessed shard cache a training run of --config reads")
     p.add_argument("--data", type=Path, required=True, help="data set folder (train.jsonl, val.jsonl, tokenizer.json)")
     p.add_argument("--config", type=Path, required=True)
@@ -312,6 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch")
     p.add_argument("--samples", type=Path, default=None, help="data set folder whose screens the page offers")
     p.add_argument("--no-access-log", action="store_true", help="do not log each request")
+    p.add_argument("--no-screen-text", action="store_true",
+                   help="do not read the text of new screens in the background (docs/screen-text.md)")
     p.add_argument("--threads", type=positive_int, default=None, help="model intra-op threads (default: the backend's)")
     p.add_argument("--int8", action="store_true", help="with --backend onnx: the export's INT8 graphs")
     p.set_defaults(func=_serve)
@@ -336,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch")
     p.add_argument("--threads", type=positive_int, default=None, help="the server's model intra-op threads")
     p.add_argument("--int8", action="store_true", help="with --backend onnx: the export's INT8 graphs")
+    p.add_argument("--no-screen-text", action="store_true", help="the server reads no screen text")
     p.set_defaults(func=_bench_serve)
     p = bench.add_parser("infer", help="per-stage inference latency, model size and peak RSS (torch / ONNX / ONNX INT8)")
     src = p.add_mutually_exclusive_group(required=True)

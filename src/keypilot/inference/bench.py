@@ -30,6 +30,11 @@ count). ``measured / floor`` is how far a stage runs from the hardware limit.
 With a ``baseline`` config (the previous design, ``configs/keypilot-v1.yaml``) the same
 backends are measured on it in the same run, one worker after another, and a side-by-side
 table gives previous vs current per stage.
+
+Last, screen-text recognition per new screen (``keypilot.ocr.bench``): p50/p95 of one
+``ScreenReader`` at the same thread count on the sample screenshots as stored and upscaled to
+a phone's 1080-pixel width (``"recognition"`` in ``--json``; skipped with a note when the
+``ocr`` extra is not installed).
 """
 
 from __future__ import annotations
@@ -462,6 +467,9 @@ def bench_infer(run: Path | None = None, config: Path | None = None, backends: S
         report: dict[str, Any] = {"peak": peak, "results": [results[b] for b in backends]}
         if previous is not None:
             report["baseline"] = [before[b] for b in backends]
+        from keypilot.ocr.bench import measure_recognition
+
+        report["recognition"] = measure_recognition(setup.screens, threads=threads)
         return report
 
 
@@ -485,10 +493,14 @@ def run_bench_infer(run: Path | None, config: Path | None, backend: str, threads
     if as_json:
         print(json.dumps({"machine": machine, **report}))
         return 0
+    from keypilot.ocr.bench import format_recognition
+
     print(format_table(report["results"], machine, report["peak"]))
     if "baseline" in report:
         print()
         print(format_side_by_side(report["baseline"], report["results"], str(previous), str(config or run)))
+    print()
+    print(format_recognition(report["recognition"]))
     return 0
 
 

@@ -5,7 +5,8 @@ Android's ``EditorInfo``). For a ``password`` field nothing is predicted: the sc
 read or encoded, the text is not looked at or logged, and no state is kept (no screen cache
 entry, no stored upload, no per-user data). The keyboard keeps the layout it shows and its
 strip stays empty. Independently of the input type, ``keypilot predict`` and ``keypilot serve``
-never write screenshots or typed text to disk or to a log.
+never write screenshots, typed text or the text recognised on a screen (``keypilot.ocr``) to
+disk or to a log.
 """
 
 from __future__ import annotations

@@ -7,16 +7,22 @@ its models parse every request and shape every answer, and ``/openapi.json`` is 
 from them. Every malformed request is answered 4xx with ``{"detail": message, "code":
 short_code}``; a full queue 503 with ``Retry-After``; a 500 means a bug in the server or model.
 
+Screen text (``screen_text=True``; ``keypilot serve`` turns it on unless ``--no-screen-text``):
+each new screen is read in the background (``serve.screen_text``) and later keystrokes on it
+pass the lines to the predictor as ``screen_text=``; no keystroke waits for a read.
+
 Privacy: a ``password`` field (``input_type``) gets an empty answer without its screenshot
-being read or stored; no request's screenshot or text is written to disk or to a log.
+being read (by the model or by text recognition) or stored; no request's screenshot, typed
+text or recognised screen text is written to disk or to a log.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Protocol
@@ -42,6 +48,7 @@ from keypilot.serve.keystroke import (
     read_keystroke,
 )
 from keypilot.serve.samples import Sample, load_samples
+from keypilot.serve.screen_text import Reader, ScreenTextWorker
 from keypilot.serve.schema import (
     SAMPLE_ID_PATTERN,
     Answer,
@@ -167,10 +174,34 @@ PREDICT_ERRORS = {
 }
 
 
-def create_app(predictor: Predictor, samples_dir: Path | None = None, limits: ServeLimits | None = None) -> FastAPI:
-    """The API (``/v1/predict``, ``/v1/samples``, ``/healthz``) and the page at ``/``."""
+def default_reader() -> Reader:
+    """The background worker's recogniser: one ``ScreenReader`` at one intra-op thread."""
+    from keypilot.ocr import ScreenReader
+
+    return ScreenReader(threads=1).read
+
+
+def accepts_screen_text(predict: Callable[..., Any]) -> bool:
+    """Whether ``predict`` names a ``screen_text`` parameter (the predictors gain it with the
+    screen-text channel). A bare ``**kwargs`` does not count: a wrapper forwarding it to a
+    predictor without the parameter would fail."""
+    try:
+        return "screen_text" in inspect.signature(predict).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def create_app(predictor: Predictor, samples_dir: Path | None = None, limits: ServeLimits | None = None,
+               screen_text: bool = False, make_reader: Callable[[], Reader] = default_reader) -> FastAPI:
+    """The API (``/v1/predict``, ``/v1/samples``, ``/healthz``) and the page at ``/``.
+
+    ``screen_text``: read each new screen in the background with ``make_reader()``'s reader
+    and pass the lines to later keystrokes' ``predict`` calls (when it accepts them).
+    """
     limits = limits or ServeLimits()
     store = ScreenStore()
+    worker = ScreenTextWorker(store, make_reader) if screen_text else None
+    pass_text = accepts_screen_text(predictor.predict)
     samples: dict[str, Sample] = load_samples(Path(samples_dir)) if samples_dir else {}
     json_model, form_model = keystroke_models(limits.max_text_chars, limits.max_user_id)
     models = KeystrokeModels(json=json_model, form=form_model, max_body_bytes=limits.max_body_bytes)
@@ -187,18 +218,26 @@ def create_app(predictor: Predictor, samples_dir: Path | None = None, limits: Se
             except ImageRejected as exc:
                 raise ApiError(exc.status, "bad_image", str(exc)) from exc
 
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if worker is not None:
+            worker.close()
+
     app = FastAPI(
         title="KeyPilot",
         version=__version__,
         description="Screen-aware keyboard: corrections, completions, a suggestion and the next layout.",
+        lifespan=lifespan,
     )
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
     _error_handlers(app)
 
     @app.get("/healthz", summary="Liveness and what is loaded", response_model=Health)
     async def healthz() -> Health:
+        text_state = "off" if worker is None else ("on" if worker.available else "unavailable")
         return Health(status="ok", backend=type(predictor).__name__, screens=len(store), queue=queue.admitted,
-                      samples=len(samples))
+                      samples=len(samples), screen_text=text_state, screens_read=worker.screens_read if worker else 0)
 
     @app.post(
         "/v1/predict",
@@ -214,12 +253,19 @@ def create_app(predictor: Predictor, samples_dir: Path | None = None, limits: Se
             return _answer(withheld_prediction(keystroke.prev_layout), screen_id=None, withheld=True)
         with queue.admit():
             screen_id, image = await _screen(keystroke, store, decode)
+            extra: dict[str, Any] = {}
+            if worker is not None:
+                lines = store.text(screen_id)
+                if lines is None:
+                    worker.submit(screen_id, image)  # never waits: this keystroke answers without the text
+                elif pass_text:
+                    extra["screen_text"] = lines
 
             def run_model() -> Prediction:
                 with queue.model_lock:
                     # screen_id already names these pixels (a hash of the upload): no need to hash them again.
                     return predictor.predict(image, keystroke.text, prev_layout=keystroke.prev_layout,
-                                             user_id=keystroke.user_id, screen_key=screen_id)
+                                             user_id=keystroke.user_id, screen_key=screen_id, **extra)
 
             result = await run_in_threadpool(run_model)
         return _answer(result, screen_id=screen_id, withheld=False)
@@ -299,13 +345,15 @@ def serve(
     access_log: bool = True,
     threads: int | None = None,
     int8: bool = False,
+    screen_text: bool = True,
 ) -> int:
     """Load the run's predictor and serve until interrupted (``keypilot serve``).
 
     Without ``samples_dir`` the page offers the screens of ``RUN-data`` beside the run when
     that folder exists (where ``keypilot demo`` puts its data set). ``threads``: intra-op
     threads of the model (model calls are serialized, so more threads only help one call);
-    ``int8``: the export's INT8 graphs (ONNX backend).
+    ``int8``: the export's INT8 graphs (ONNX backend); ``screen_text``: read each new screen's
+    text in the background (off: ``keypilot serve --no-screen-text``).
     """
     import uvicorn
 
@@ -333,5 +381,6 @@ def serve(
         samples_dir = sibling if sibling.is_dir() else None
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serving on %s: the API has no authentication; anyone who can reach it can use it", host)
-    uvicorn.run(create_app(predictor, samples_dir=samples_dir), host=host, port=port, access_log=access_log)
+    uvicorn.run(create_app(predictor, samples_dir=samples_dir, screen_text=screen_text), host=host, port=port,
+                access_log=access_log)
     return 0

@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import httpx
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from keypilot.serve.live import free_port
 
@@ -45,15 +45,19 @@ class ClientStats:
 
 
 def synthetic_screenshot(seed: int, size: tuple[int, int] = (720, 1440)) -> bytes:
-    """A plain chat-like screen, distinct per seed (so each client's screen is a cache miss)."""
+    """A plain chat-like screen with a message in each bubble, distinct per seed (so each
+    client's screen is a cache miss, and a server reading screen text has lines to read)."""
     rng = random.Random(seed)
     image = Image.new("RGB", size, (245, 246, 248))
     draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=30)
     draw.rectangle([0, 0, size[0], 110], fill=(rng.randrange(256), rng.randrange(256), rng.randrange(256)))
     y = 160
     while y < size[1] - 260:
         x0 = rng.choice((30, size[0] // 3))
         draw.rounded_rectangle([x0, y, x0 + rng.randint(200, 440), y + 90], 28, fill=(255, 255, 255))
+        draw.text((x0 + 24, y + 28), f"{rng.choice([p for p in PHRASES if p.isascii()]).split()[0]} {rng.randint(10, 9999)}", fill=(20, 20, 20),
+                  font=font)
         y += rng.randint(110, 170)
     draw.rounded_rectangle([20, size[1] - 120, size[0] - 20, size[1] - 40], 40, outline=(180, 186, 194), width=3)
     out = io.BytesIO()
@@ -162,8 +166,12 @@ def bench_serve(
     backend: str = "torch",
     threads: int | None = None,
     int8: bool = False,
+    screen_text: bool = True,
 ) -> dict[str, float]:
-    """Start ``keypilot serve --run RUN`` on a free loopback port (or use ``url``) and load it."""
+    """Start ``keypilot serve --run RUN`` on a free loopback port (or use ``url``) and load it.
+
+    With ``screen_text`` the server reads new screens' text in the background (as ``keypilot
+    serve`` does by default); the figures then say how many screens it read."""
     if url is not None:
         return run_load(url.rstrip("/"), clients, seconds)
     if run is None:
@@ -175,12 +183,18 @@ def bench_serve(
         command += ["--threads", str(threads)]
     if int8:
         command.append("--int8")
+    if not screen_text:
+        command.append("--no-screen-text")
     # The server's log goes to a file: an unread pipe would fill up and stall the server.
     with tempfile.NamedTemporaryFile("w+b", suffix=".log") as log, subprocess.Popen(command, stdout=log, stderr=log) as process:
         try:
             _wait_healthy(url, process, Path(log.name))
             run_load(url, min(clients, 2), 2.0)  # warm-up: first-call allocations, lazy imports
-            return run_load(url, clients, seconds)
+            figures = run_load(url, clients, seconds)
+            health = httpx.get(f"{url}/healthz", timeout=10.0).json()
+            figures["screen_text"] = health.get("screen_text", "off")
+            figures["screens_read"] = health.get("screens_read", 0)
+            return figures
         finally:
             process.terminate()
             try:

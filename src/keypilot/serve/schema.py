@@ -260,6 +260,9 @@ class Health(BaseModel):
     screens: int = Field(ge=0, description="Uploaded screens held for screen_id.")
     queue: int = Field(ge=0, description="Keystrokes admitted now (running or waiting for the model).")
     samples: int = Field(ge=0, description="Demo samples offered by the page.")
+    screen_text: str = Field(description='Background reading of screen text: "on", "off" or "unavailable" '
+                                         "(the ocr extra is not installed).")
+    screens_read: int = Field(ge=0, description="Screens whose text the background reader has read.")
 
 
 class SampleInfo(BaseModel):
