@@ -36,7 +36,9 @@ def test_evaluate_writes_every_output(tmp_path: Path) -> None:
     assert {"predictions.jsonl", "metrics.json", "report.md"} <= {p.name for p in out.iterdir()}
     assert json.loads((out / "metrics.json").read_text(encoding="utf-8")) == json.loads(json.dumps(metrics))
     assert MODEL_KEYS <= set(metrics["model"])
-    assert set(metrics["baselines"]) == BASELINES
+    # The records have no screen_text: the recogniser read their screens, so the channel-off row is there.
+    assert metrics["screen_text_recognised"] == 10
+    assert set(metrics["baselines"]) == BASELINES | {"model, screen-text channel off"}
     assert metrics["model"]["layout_switches"]["sessions"] == 2
     assert set(metrics["model"]["retrieval"]) == {"image_to_text_R@1", "image_to_text_R@5",
                                                   "text_to_image_R@1", "text_to_image_R@5"}

@@ -191,3 +191,19 @@ def test_recognition_bench_figures(tmp_path: Path) -> None:
         assert 0 < row["p50_ms"] <= row["p95_ms"] and row["lines"] == 1.0
     assert figures["sizes"]["1080w"]["size"] == "1080x2340"
     assert "p50 ms" in format_recognition(figures) and "1080" in format_recognition(figures)
+
+
+def test_evaluation_reads_records_without_screen_text_once_per_image(reader: ScreenReader, tmp_path: Path) -> None:
+    from keypilot.data.format import Record
+    from keypilot.evaluation.evaluate import read_missing_screen_text
+    from keypilot.screen_text import ScreenText
+
+    drawn_screen().save(tmp_path / "s.png")
+    kept = [ScreenText("given", (0, 0, 10, 10))]
+    records = [Record(id=str(i), image=tmp_path / "s.png", context="", task="suggestion", target="482913",
+                      layout="NUM") for i in range(3)]
+    records[2].screen_text = kept  # a record that has the field is left as it is
+    assert read_missing_screen_text(records, reader) == 2
+    assert texts(records[0].screen_text) == list(LINES) and records[1].screen_text is records[0].screen_text
+    assert records[2].screen_text is kept
+    assert read_missing_screen_text(records, reader) == 0

@@ -222,7 +222,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from keypilot.evaluation.evaluate import evaluate
 
     evaluate(args.run, args.data, args.out, baselines=args.baselines, max_records=args.limit,
-             train_data=args.train_data, simulate_records=args.simulate, device=args.device)
+             train_data=args.train_data, simulate_records=args.simulate, device=args.device,
+             recognise=not args.no_screen_text)
     print(f"wrote {args.out / 'report.md'}, {args.out / 'metrics.json'}, {args.out / 'predictions.jsonl'}")
     return 0
 
@@ -408,6 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=positive_int, default=None, help="evaluate the first N records only")
     p.add_argument("--train-data", type=Path, default=None, help="training split for the n-gram (default: train.jsonl beside --data)")
     p.add_argument("--simulate", type=int, default=50, help="records in the keystroke-savings simulation")
+    p.add_argument("--no-screen-text", action="store_true",
+                   help="do not read the screen text of records that lack the screen_text field")
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=_evaluate, output="out")
 

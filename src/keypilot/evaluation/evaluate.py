@@ -8,7 +8,8 @@ run with its ``file:line: reason``), predicts them in batches, and writes
 - ``metrics.json`` and ``report.md`` with its PNG plots (:mod:`keypilot.evaluation.report`).
 
 Nothing generator-specific is assumed: ``session``/``step``, ``rois`` and ``user_id`` are used
-when present and skipped otherwise. With ``baselines=True`` the model's text-only ablation
+when present and skipped otherwise; records without ``screen_text`` are read by the
+recogniser first (``keypilot.ocr``, when the ``ocr`` extra is installed), once per image. With ``baselines=True`` the model's text-only ablation
 (the same run fed a black screenshot), the screen-text ablation (the records' ``screen_text``
 ignored, when they have it) and the baselines of
 :mod:`keypilot.evaluation.baselines` are scored on the same records; the n-gram and
@@ -133,11 +134,42 @@ def pinyin_score(records: list[Any], rows: list[dict[str, Any]], indices: list[i
     return {"n": len(lists), **{f"top{k}": sum(M.top_k_hit(c, t, k) for t, c in lists) / len(lists) for k in (1, 5)}}
 
 
+def read_missing_screen_text(records: list[Any], reader: Any = None) -> int:
+    """Fill ``screen_text`` of the records that lack it with the recogniser (``keypilot.ocr``),
+    one reading per image, in memory only (``keypilot data ocr`` writes it into a data set).
+    Returns the number of records filled; 0 with a log line when the ``ocr`` extra is missing."""
+    missing = [r for r in records if r.screen_text is None]
+    if not missing:
+        return 0
+    if reader is None:
+        from keypilot.ocr.reader import OcrUnavailable, ScreenReader
+
+        try:
+            reader = ScreenReader()
+        except OcrUnavailable as err:
+            log.warning("%d records have no screen_text and cannot be read: %s", len(missing), err)
+            return 0
+    from keypilot.images import read_screenshot
+
+    started = time.perf_counter()
+    read: dict[Path, list[Any]] = {}
+    for record in missing:
+        if record.image not in read:
+            rois = record.rois or {}
+            read[record.image] = reader.read(read_screenshot(record.image), keyboard=rois.get("keyboard"),
+                                             field=rois.get("input_field"))
+        record.screen_text = read[record.image]
+    log.info("screen text read for %d records (%d screenshots) in %.1f s", len(missing), len(read),
+             time.perf_counter() - started)
+    return len(missing)
+
+
 def evaluate(run_dir: str | Path, data_file: str | Path, out_dir: str | Path, baselines: bool = False,
              max_records: int | None = None, train_data: str | Path | None = None, batch_size: int = 16,
-             simulate_records: int = 50, device: str = "cpu") -> dict[str, Any]:
+             simulate_records: int = 50, device: str = "cpu", recognise: bool = True) -> dict[str, Any]:
     """Evaluate the run in ``run_dir`` on ``data_file`` and write the report to ``out_dir``.
 
+    ``recognise``: read the screen text of records without ``screen_text`` (``read_missing_screen_text``).
     Returns the metrics dict that is also written to ``metrics.json``.
     """
     from keypilot.data.format import read_records
@@ -149,6 +181,7 @@ def evaluate(run_dir: str | Path, data_file: str | Path, out_dir: str | Path, ba
         records = records[:max_records]
     if not records:
         raise ValueError(f"{data_file}: no records to evaluate")
+    recognised = read_missing_screen_text(records) if recognise else 0
     predictor = Predictor.from_pretrained(run_dir, device=device)
     model, rows = model_metrics(predictor, records, batch_size, simulate_records)
     model["pinyin"] = pinyin_score(records, rows, pinyin_records(predictor.priors, records))
@@ -156,7 +189,8 @@ def evaluate(run_dir: str | Path, data_file: str | Path, out_dir: str | Path, ba
     with open(out_dir / "predictions.jsonl", "w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    result: dict[str, Any] = {"run": str(run_dir), "data": str(data_file), MODEL: model}
+    result: dict[str, Any] = {"run": str(run_dir), "data": str(data_file), MODEL: model,
+                              "screen_text_recognised": recognised}
     if baselines:
         train_path = Path(train_data) if train_data else find_train_split(data_file)
         train_records = list(read_records(train_path, skip_bad=True, check_images=False)) if train_path else []

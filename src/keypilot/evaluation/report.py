@@ -185,7 +185,9 @@ def write_report(metrics: dict[str, Any], out_dir: Path) -> Path:
             plots.append((f"candidate accuracy {title}", name))
 
     lines = ["# KeyPilot evaluation", "", f"- run: `{metrics['run']}`", f"- data: `{metrics['data']}`",
-             f"- records: {model['n']}",
+             f"- records: {model['n']}"
+             + (f" ({metrics['screen_text_recognised']} without `screen_text`: read by the recogniser)"
+                if metrics.get("screen_text_recognised") else ""),
              f"- task accuracy {_fmt(model.get('task_accuracy'))}, layout accuracy {_fmt(model.get('layout_accuracy'))}, "
              f"candidate top-1 {_fmt(lookup(model, ('candidates', 'top1')))} / top-5 "
              f"{_fmt(lookup(model, ('candidates', 'top5')))}, keystrokes saved "
