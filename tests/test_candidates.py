@@ -133,6 +133,10 @@ def test_copy_candidate_competes_with_the_beam(tokenizer) -> None:
     sure = flat.copy()
     sure[fusion.first_token("see you")] = 40.0
     assert fusion.suggest(sure, [Cand("hello", math.log(0.5), "screen")], beam, "EN") is beam
+    # The suggestion's own beta (fitted on the validation split) decides how far the copy is trusted.
+    fusion.suggestion_weight = 50.0
+    assert fusion.suggest(sure, [Cand("hello", math.log(0.5), "screen")], beam, "EN").text == "hello"
+    fusion.suggestion_weight = fusion.prior_weight
     assert fusion.suggest(flat, [], None, "EN") is None
 
     net = KeystrokeNet(np.array([0.1, 0.1, 0.8]), np.zeros(5), np.full(5, 0.2), 4, np.full(5, 0.2))  # NUM shown

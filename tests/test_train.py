@@ -51,6 +51,8 @@ def test_short_run_writes_every_run_folder_file(tmp_path, tmp_path_factory):
     assert (run / "priors").is_dir() and not (run / "priors").is_symlink()
     fitted = json.loads((run / "fusion.json").read_text(encoding="utf-8"))
     assert fitted["records"] > 0 and str(float(fitted["prior_weight"])) in {str(float(b)) for b in fitted["top5"]}
+    if "suggestion_weight" in fitted:  # val suggestions with copy candidates from the screen
+        assert fitted["suggestion_records"] > 0 and set(fitted["suggestion_exact"]) == set(fitted["top5"])
     # The tokenizer was trained (the data folder has none) and the config records the overrides.
     assert json.loads((run / "tokenizer.json").read_text(encoding="utf-8"))
     saved = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))

@@ -80,12 +80,15 @@ class CandidateFusion:
         tokenizer: the run's ``KeyPilotTokenizer`` (candidates are tokenized as targets are).
         vocab_size: rows of the decoder's head.
         prior_weight: beta of the fusion.
+        suggestion_weight: beta for the suggestion's copy candidates (default: ``prior_weight``).
         floor: ``PRIOR_FLOOR`` unless the run says otherwise.
     """
 
-    def __init__(self, tokenizer: Any, vocab_size: int, prior_weight: float, floor: float = PRIOR_FLOOR) -> None:
+    def __init__(self, tokenizer: Any, vocab_size: int, prior_weight: float, floor: float = PRIOR_FLOOR,
+                 suggestion_weight: float | None = None) -> None:
         self.tokenizer = tokenizer
         self.prior_weight = float(prior_weight)
+        self.suggestion_weight = self.prior_weight if suggestion_weight is None else float(suggestion_weight)
         self.floor = float(floor)
         classes = token_classes(tokenizer, vocab_size)
         self.word_tokens = {layout: np.flatnonzero(allowed_tokens(classes, layout, phrase=False)) for layout in LAYOUTS}
@@ -100,8 +103,9 @@ class CandidateFusion:
         text = self._text[token]
         return text if text is not None and lang_of(text) == layout else None
 
-    def _fused(self, logits: np.ndarray, prior: Sequence[Any], layout: str) -> _Fused | None:
-        """The product of experts at the first token, over ``layout``'s word tokens."""
+    def _fused(self, logits: np.ndarray, prior: Sequence[Any], layout: str, weight: float | None = None) -> _Fused | None:
+        """The product of experts at the first token, over ``layout``'s word tokens (``weight``:
+        beta, by default ``prior_weight``)."""
         prior = [c for c in prior if c.text and lang_of(c.text) == layout]
         firsts = [self.first_token(c.text) for c in prior]
         mass = first_token_mass(firsts, [c.logp for c in prior])
@@ -109,7 +113,7 @@ class CandidateFusion:
         boost = prior_boost(np.fromiter(mass.values(), dtype=np.float64, count=len(mass)), self.floor)
         fused = np.asarray(logits, dtype=np.float64).copy()
         if len(tokens):
-            fused[tokens] += self.prior_weight * boost
+            fused[tokens] += (self.prior_weight if weight is None else weight) * boost
         allowed = self.word_tokens[layout]
         if not len(allowed):
             return None
@@ -118,14 +122,14 @@ class CandidateFusion:
         return _Fused(prior, firsts, mass, fused, allowed, scores, top + math.log(np.exp(scores - top).sum()))
 
     def rank(self, logits: np.ndarray, prior: Sequence[Any], layout: str, count: int,
-             network_proposals: int = NETWORK_PROPOSALS) -> list[Candidate]:
+             network_proposals: int = NETWORK_PROPOSALS, weight: float | None = None) -> list[Candidate]:
         """Up to ``count`` candidates of ``layout``'s language, best first.
 
         Args:
             logits: ``[V]`` first-token logits of the network (task conditioning, layout shown).
             prior: the prior's list for this task and language (``PriorCandidate``: text, logp).
         """
-        f = self._fused(logits, prior, layout)
+        f = self._fused(logits, prior, layout, weight)
         if f is None:
             return []
         ranked: dict[str, Candidate] = {}
@@ -149,13 +153,14 @@ class CandidateFusion:
     def suggest(self, logits: np.ndarray, prior: Sequence[Any], beam: Candidate | None, layout: str) -> Candidate | None:
         """The suggestion: the best of the prior's copy candidates (a code, an amount on the
         screen) and the network's beam, under the same fused first-token distribution. The beam
-        keeps the share of its first token that no prior candidate claims."""
-        ranked = self.rank(logits, prior, layout, 1, network_proposals=0)
+        keeps the share of its first token that no prior candidate claims. beta is
+        ``suggestion_weight``."""
+        ranked = self.rank(logits, prior, layout, 1, network_proposals=0, weight=self.suggestion_weight)
         if not ranked:
             return beam
         if beam is None:
             return ranked[0]
-        f = self._fused(logits, prior, layout)
+        f = self._fused(logits, prior, layout, self.suggestion_weight)
         token = self.first_token(beam.text)
         if f is None or token < 0:
             return ranked[0]
@@ -241,12 +246,13 @@ def load_priors(run_dir: str | Path) -> Any:
     return Priors.load(folder)
 
 
-def load_prior_weight(run_dir: str | Path, learned: float) -> float:
+def load_prior_weight(run_dir: str | Path, learned: float, key: str = "prior_weight") -> float:
     """beta: the weight fitted on the validation split (``fusion.json``) when the run has one,
-    else the one the model learned."""
+    else the one the model learned. ``key="suggestion_weight"``: the suggestion's beta."""
     path = Path(run_dir) / FUSION_FILE
     if path.is_file():
-        return float(json.loads(path.read_text(encoding="utf-8"))["prior_weight"])
+        fitted = json.loads(path.read_text(encoding="utf-8"))
+        return float(fitted.get(key, fitted["prior_weight"]))
     return float(learned)
 
 

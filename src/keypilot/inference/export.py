@@ -253,6 +253,7 @@ def export_run(run: Path, out: Path, int8: bool = False, calib_images: int = 32,
         "tokenizer": TOKENIZER_FILE,
         # beta of the fusion with the priors: fitted on the validation split when the run says so
         "prior_weight": load_prior_weight(run, float(model.decoder.prior_weight.detach())),
+        "suggestion_weight": load_prior_weight(run, float(model.decoder.prior_weight.detach()), "suggestion_weight"),
         "priors": PRIORS_DIR if (out / PRIORS_DIR).is_dir() else None,
     }
     if int8:

@@ -5,7 +5,9 @@ likelihood is not quite what ranks a keyboard's five candidates best, so beta is
 the network runs once over the validation records (first-token logits of both candidate
 tasks under the layout shown), then candidate top-5 accuracy is computed for each beta of
 a grid around the learned one, and the best beta goes to ``RUN/fusion.json``, which both
-predictors and the export read.
+predictors and the export read. The suggestion's copy candidates (a code, an amount on the
+screen) compete with the decoder's beam under their own beta, fitted the same way on the
+validation suggestions that have copy candidates (exact match of the suggestion).
 """
 
 from __future__ import annotations
@@ -55,7 +57,38 @@ def fit_prior_weight(predictor: Any, records: list[Any], batch_size: int = 32) -
         fusion.prior_weight = original
     top5 = {beta: hits[beta] / scored if scored else 0.0 for beta in grid}
     best = max(grid, key=lambda beta: (top5[beta], -abs(beta - learned)))
-    return {"prior_weight": best, "learned": learned, "records": scored, "top5": top5}
+    result = {"prior_weight": best, "learned": learned, "records": scored, "top5": top5}
+    return result | fit_suggestion_weight(predictor, records, grid, learned, batch_size)
+
+
+def fit_suggestion_weight(predictor: Any, records: list[Any], grid: list[float], learned: float,
+                          batch_size: int = 32) -> dict[str, Any]:
+    """Suggestion exact match for every beta of ``grid`` on the suggestion records whose prior
+    has copy candidates for the layout shown: ``{"suggestion_weight", "suggestion_records",
+    "suggestion_exact"}`` (empty when there is none)."""
+    fusion = predictor.fusion
+    hits = dict.fromkeys(grid, 0)
+    scored = 0
+    original = fusion.suggestion_weight
+    try:
+        for batch in predictor.network_batches([r for r in records if r.task == "suggestion"], batch_size):
+            for i, record in enumerate(batch.records):
+                layout = LAYOUTS[batch.nets[i].layout]
+                copies = batch.priors[i].suggestions.get(layout, []) if batch.priors[i] is not None else []
+                if not copies:
+                    continue
+                scored += 1
+                for beta in grid:
+                    fusion.suggestion_weight = beta
+                    chosen = fusion.suggest(batch.first_logits["suggestion"][i], copies, batch.suggestions.get(i), layout)
+                    hits[beta] += chosen is not None and top_k_hit([chosen.text], record.target, 1)
+    finally:
+        fusion.suggestion_weight = original
+    if not scored:
+        return {}
+    exact = {beta: hits[beta] / scored for beta in grid}
+    best = max(grid, key=lambda beta: (exact[beta], -abs(beta - learned)))
+    return {"suggestion_weight": best, "suggestion_records": scored, "suggestion_exact": exact}
 
 
 def fit_and_save(run_dir: str | Path, val_records: list[Any], device: str = "cpu") -> dict[str, Any] | None:
@@ -68,7 +101,9 @@ def fit_and_save(run_dir: str | Path, val_records: list[Any], device: str = "cpu
     if predictor.priors is None or not any(r.task in CANDIDATE_TASKS for r in val_records):
         return None
     result = fit_prior_weight(predictor, val_records)
-    result["top5"] = {str(beta): value for beta, value in result["top5"].items()}
+    for key in ("top5", "suggestion_exact"):
+        if key in result:
+            result[key] = {str(beta): value for beta, value in result[key].items()}
     target = run_dir / FUSION_FILE
     partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     partial.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

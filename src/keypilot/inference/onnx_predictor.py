@@ -118,7 +118,8 @@ class OnnxPredictor:
             from keypilot.priors import Priors
 
             self.priors = Priors.load(self.export_dir / self.manifest["priors"])
-        self.fusion = CandidateFusion(self.tokenizer, self.vocab_size, self.manifest.get("prior_weight", 1.0))
+        self.fusion = CandidateFusion(self.tokenizer, self.vocab_size, self.manifest.get("prior_weight", 1.0),
+                                      suggestion_weight=self.manifest.get("suggestion_weight"))
         self._screens: ScreenCache[dict[str, np.ndarray]] = ScreenCache(cache_size)
         self._suggestions: OrderedDict[tuple, Candidate | None] = OrderedDict()
         self._sizes = SizeCache(cache_size)  # cache key -> (width, height): places the screen's text

@@ -106,11 +106,12 @@ class Predictor:
     Args:
         model: a ``KeyPilotModel``; tokenizer: its ``KeyPilotTokenizer``.
         priors: the run's ``keypilot.priors.Priors`` (None: the network alone).
-        prior_weight: beta of the fusion (default: the one the model learned).
+        prior_weight: beta of the fusion (default: the one the model learned);
+        suggestion_weight: beta for the suggestion's copy candidates (default: ``prior_weight``).
     """
 
     def __init__(self, model: Any, tokenizer: Any, device: str = "cpu", cache_size: int = SCREEN_CACHE_SIZE,
-                 priors: Any = None, prior_weight: float | None = None) -> None:
+                 priors: Any = None, prior_weight: float | None = None, suggestion_weight: float | None = None) -> None:
         self.model = model.to(device).eval()
         self.tokenizer = tokenizer
         self.device = torch.device(device)
@@ -123,7 +124,7 @@ class Predictor:
         self.masks = LanguageMasks(tokenizer, mc["vocab_size"], self.device)
         self.priors = priors
         weight = float(model.decoder.prior_weight.detach()) if prior_weight is None else prior_weight
-        self.fusion = CandidateFusion(tokenizer, mc["vocab_size"], weight)
+        self.fusion = CandidateFusion(tokenizer, mc["vocab_size"], weight, suggestion_weight=suggestion_weight)
         self._screens: ScreenCache[dict[str, torch.Tensor]] = ScreenCache(cache_size)
         self._suggestions: OrderedDict[tuple, Candidate | None] = OrderedDict()
         self._sizes = SizeCache(cache_size)  # cache key -> (width, height): places the screen's text
@@ -143,7 +144,8 @@ class Predictor:
         model = KeyPilotModel.from_pretrained(run_dir)
         return cls(model, KeyPilotTokenizer.from_file(run_dir / TOKENIZER_FILE), device, cache_size,
                    priors=load_priors(run_dir),
-                   prior_weight=load_prior_weight(run_dir, float(model.decoder.prior_weight.detach())))
+                   prior_weight=load_prior_weight(run_dir, learned := float(model.decoder.prior_weight.detach())),
+                   suggestion_weight=load_prior_weight(run_dir, learned, "suggestion_weight"))
 
     # ------------------------------------------------------------------ inputs
 

@@ -39,10 +39,11 @@ def serving_app(app: Any, log_level: str = "warning", access_log: bool = False) 
 
 
 @contextmanager
-def serving(run: Path, data: Path | None = None) -> Iterator[str]:
-    """Serve ``run`` (torch backend, ``data`` as the demo samples) and yield its base URL."""
+def serving(run: Path, data: Path | None = None, screen_text: bool = False) -> Iterator[str]:
+    """Serve ``run`` (torch backend, ``data`` as the demo samples; ``screen_text``: read new
+    screens in the background) and yield its base URL."""
     from keypilot.inference.predictor import Predictor
     from keypilot.serve.app import create_app
 
-    with serving_app(create_app(Predictor.from_pretrained(run), samples_dir=data)) as url:
+    with serving_app(create_app(Predictor.from_pretrained(run), samples_dir=data, screen_text=screen_text)) as url:
         yield url

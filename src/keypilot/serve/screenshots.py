@@ -3,8 +3,10 @@
 ``python -m keypilot.serve.screenshots --run runs/demo --data runs/demo-data --out docs/img``
 serves the run on a free loopback port, finds through the API a sample screen for each
 state (a correction in the strip, a completion, a suggestion on an empty field, a layout
-switch), then opens that sample in the page and saves a PNG per state, plus one of the
-pinyin keyboard chosen by hand with a pinyin buffer typed.
+switch), then opens that sample in the page and saves a PNG per state, plus three typed by
+hand: a misspelt word ("smmart"), the pinyin keyboard with a buffer ("jian"), and an empty
+code field under an SMS banner once the screen's text has been read (the code offered before a
+key is pressed).
 """
 
 from __future__ import annotations
@@ -65,9 +67,26 @@ def take(url: str, found: dict[str, str], out: Path) -> list[Path]:
         for state, sample_id in found.items():
             page.click(f".sample[data-id='{sample_id}']")
             _wait_answered(page)
-            path = out / f"serve-{state}.png"
-            page.screenshot(path=str(path))
-            written.append(path)
+            written.append(_shot(page, out / f"serve-{state}.png"))
+        # A misspelt word on an English screen.
+        english = page.locator(".sample[data-id^='chat-en'], .sample[data-id^='email']")
+        (english.first if english.count() else page.locator(".sample").first).click()
+        _wait_answered(page)
+        page.fill("#field", "that's so smmart")
+        _wait_answered(page)
+        written.append(_shot(page, out / "serve-smmart.png"))
+        # The code in the SMS banner, offered on the empty code field once the screen is read.
+        otp = page.locator(".sample[data-id^='otp-']")
+        if otp.count():
+            otp.first.click()
+            _wait_answered(page)
+            page.fill("#field", "")
+            page.wait_for_timeout(2500)  # the background reading of the new screen
+            page.fill("#field", " ")
+            _wait_answered(page)
+            page.fill("#field", "")
+            _wait_answered(page)
+            written.append(_shot(page, out / "serve-otp.png"))
         # The pinyin keyboard, chosen with the layout key, with a pinyin buffer being typed.
         page.click(".sample >> nth=0")
         _wait_answered(page)
@@ -78,11 +97,14 @@ def take(url: str, found: dict[str, str], out: Path) -> list[Path]:
             page.locator(".key[data-act='layout:ZH']").dispatch_event("pointerdown")
         page.fill("#field", "我们明天jian")
         _wait_answered(page)
-        path = out / "serve-pinyin.png"
-        page.screenshot(path=str(path))
-        written.append(path)
+        written.append(_shot(page, out / "serve-pinyin.png"))
         browser.close()
     return written
+
+
+def _shot(page, path: Path) -> Path:
+    page.screenshot(path=str(path))
+    return path
 
 
 def _wait_answered(page) -> None:
@@ -96,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="data set folder (the page's sample screens)")
     parser.add_argument("--out", type=Path, default=Path("docs/img"))
     args = parser.parse_args(argv)
-    with serving(args.run, args.data) as url:
+    with serving(args.run, args.data, screen_text=True) as url:
         found = find_samples(url)
         missing = sorted(set(STATES) - set(found))
         if missing:
