@@ -18,14 +18,14 @@ from keypilot.run_folder import CHECKPOINT_DIR, PRIORS_DIR, TOKENIZER_FILE
 
 DEMO_SAMPLES = 6000
 DEMO_CONFIG = "tiny"  # the shipped configs/tiny.yaml
-# 1200 steps of 32 = 38,400 samples, 2.7x the 14,400 (900 x 16) that the decoded-screenshot
-# loader and the plain fp32 step fitted in the same minutes. Batch 32: ~15% more samples/s
-# than 16 on 2 cores. Validation (and a checkpoint) every 300 steps, the last one at the end.
-DEMO_STEPS = 1200
+# 1600 steps of 32 = 51,200 samples, 3.6x the 14,400 (900 x 16) that the decoded-screenshot
+# loader and the plain fp32 step fitted in about the same minutes. Batch 32: ~15% more
+# samples/s than 16 on 2 cores. Validation (and a checkpoint) every 400 steps, the last at the end.
+DEMO_STEPS = 1600
 DEMO_BATCH = 32
-DEMO_EVAL_EVERY = 300
-# Wall-time budget on 2 cores, ~10 of the 12 minutes `make demo` may take: generate 1,
-# tokenizer 0.1, priors 0.2, cache 0.5, train 7, evaluate 1.5, predictions 0.2.
+DEMO_EVAL_EVERY = 400
+# Wall-time budget on 2 cores, ~10 of the 12 minutes `make demo` may take (measured with 1200
+# steps: 8.2 min): generate 2, tokenizer 0.1, priors 0.2, cache 0.3, train 7, evaluate 0.5.
 
 
 def _step(title: str) -> float:
