@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 
 from keypilot.labels import EXPERTS
+from keypilot.run_folder import PRIORS_DIR
 
 BACKENDS: tuple[str, ...] = ("torch", "onnx", "onnx-int8")
 STAGES: tuple[str, ...] = ("new_screen", "keystroke", "keystroke_full", "priors", "keystroke_graph", "candidates",
@@ -377,8 +378,9 @@ class BenchSetup:
 def prepare(work: Path, run: Path | None, config: Path | None, data: Path | None, num_screens: int,
             onnx: bool, int8: bool, tokenizer: Path | None = None) -> BenchSetup:
     """Run folder (``run``, or a random model of ``config`` with a throwaway tokenizer, or a
-    copy of ``tokenizer``), sample screens (``data``, or a small generated set) and, for the
-    ONNX backends, the export."""
+    copy of ``tokenizer``, and the data's priors: its ``priors/`` folder or ones built from it,
+    so that the keystroke is timed with them), sample screens (``data``, or a small generated
+    set) and, for the ONNX backends, the export."""
     from keypilot.data.format import read_records
     from keypilot.inference.export import export_run
     from keypilot.inference.quantize import file_mb
@@ -400,6 +402,7 @@ def prepare(work: Path, run: Path | None, config: Path | None, data: Path | None
         else:
             shutil.copyfile(tokenizer, run / "tokenizer.json")
         KeyPilotModel.from_config(load_config(config)).save_pretrained(run)
+        _bench_priors(data, run / PRIORS_DIR)
     records = read_records(data, skip_bad=True, check_images=False)
     screens = list(dict.fromkeys(r.image for r in records))[:num_screens]
     export_dir = work / "export"
@@ -416,6 +419,18 @@ def prepare(work: Path, run: Path | None, config: Path | None, data: Path | None
             if key in manifest:
                 files_mb[backend] = sum(file_mb(export_dir / g["file"]) for g in manifest[key].values())
     return BenchSetup(Path(run), export_dir, Path(data), screens, files_mb, parameters)
+
+
+def _bench_priors(data: Path, out: Path) -> None:
+    """The priors of a throwaway run: a copy of the data set's, else built from its records."""
+    from keypilot.data.format import read_records
+    from keypilot.priors import build_priors
+
+    folder = data if data.is_dir() else data.parent
+    if (folder / PRIORS_DIR).is_dir():
+        shutil.copytree(folder / PRIORS_DIR, out)
+    else:
+        build_priors(read_records(data, skip_bad=True, check_images=False), out, progress=False)
 
 
 def _measure(setup: BenchSetup, backend: str, threads: int, repeats: int, peak: dict[str, float],
