@@ -54,7 +54,23 @@ def find_samples(url: str) -> dict[str, str]:
     return found
 
 
-def take(url: str, found: dict[str, str], out: Path) -> list[Path]:
+def otp_screen_of(data: Path) -> Path | None:
+    """The screenshot of the first empty code field under an SMS banner in ``data`` (the
+    generator's ``otp`` scenario), if there is one."""
+    import json
+
+    for name in ("test.jsonl", "val.jsonl", "train.jsonl"):
+        path = data / name
+        if not path.is_file():
+            continue
+        for line in path.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            if record.get("scenario") == "otp" and not record.get("context") and record.get("task") == "suggestion":
+                return path.parent / record["image"]
+    return None
+
+
+def take(url: str, found: dict[str, str], out: Path, otp_screen: Path | None = None) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
     out.mkdir(parents=True, exist_ok=True)
@@ -76,9 +92,8 @@ def take(url: str, found: dict[str, str], out: Path) -> list[Path]:
         _wait_answered(page)
         written.append(_shot(page, out / "serve-smmart.png"))
         # The code in the SMS banner, offered on the empty code field once the screen is read.
-        otp = page.locator(".sample[data-id^='otp-']")
-        if otp.count():
-            otp.first.click()
+        if otp_screen is not None:
+            page.set_input_files("#upload", str(otp_screen))
             _wait_answered(page)
             page.fill("#field", "")
             page.wait_for_timeout(2500)  # the background reading of the new screen
@@ -123,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         missing = sorted(set(STATES) - set(found))
         if missing:
             print(f"no sample shows: {', '.join(missing)}", file=sys.stderr)
-        for path in take(url, found, args.out):
+        for path in take(url, found, args.out, otp_screen_of(args.data)):
             print(f"wrote {path}")
     return 0
 
