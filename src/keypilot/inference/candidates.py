@@ -53,6 +53,7 @@ from keypilot.inference.postprocess import (
 from keypilot.labels import EXPERTS, LAYOUTS, TASKS, lang_of
 from keypilot.run_folder import FUSION_FILE, PRIORS_DIR
 from keypilot.prior_fusion import PRIOR_FLOOR, PRIOR_LIST, FirstTokens, first_token_mass, prior_boost
+from keypilot.priors.text import trailing_latin
 
 # The network's own best first tokens considered besides the prior's candidates.
 NETWORK_PROPOSALS = 8
@@ -122,12 +123,14 @@ class CandidateFusion:
         return _Fused(prior, firsts, mass, fused, allowed, scores, top + math.log(np.exp(scores - top).sum()))
 
     def rank(self, logits: np.ndarray, prior: Sequence[Any], layout: str, count: int,
-             network_proposals: int = NETWORK_PROPOSALS, weight: float | None = None) -> list[Candidate]:
+             network_proposals: int = NETWORK_PROPOSALS, weight: float | None = None,
+             prefix: str = "") -> list[Candidate]:
         """Up to ``count`` candidates of ``layout``'s language, best first.
 
         Args:
             logits: ``[V]`` first-token logits of the network (task conditioning, layout shown).
             prior: the prior's list for this task and language (``PriorCandidate``: text, logp).
+            prefix: a network proposal must extend it (the word being completed), lowercase.
         """
         f = self._fused(logits, prior, layout, weight)
         if f is None:
@@ -145,6 +148,8 @@ class CandidateFusion:
                 if token in f.mass:
                     continue  # its mass is the prior candidates' that start with it
                 text = self.token_text(token, layout)
+                if prefix and (text is None or not text.lower().startswith(prefix) or text.lower() == prefix):
+                    continue
                 if text is not None and text not in ranked:
                     score = f.fused[token] - f.log_z
                     ranked[text] = Candidate(text, math.exp(score), score, "network")
@@ -210,7 +215,8 @@ def answer(net: KeystrokeNet, text: str, priors: Any, first_logits: Callable[[st
 
     def ranked(candidate_task: str) -> list[Candidate]:
         prior = getattr(priors, PRIOR_LIST[candidate_task]).get(layout, []) if priors is not None else []
-        return fusion.rank(first_logits(candidate_task), prior, layout, count)
+        proposals, prefix = network_proposals(candidate_task, text, priors, layout)
+        return fusion.rank(first_logits(candidate_task), prior, layout, count, proposals, prefix=prefix)
 
     corrections = ranked("error_correction") if wants_correction else []
     completions = ranked("auto_completion") if wants_completion else []
@@ -234,6 +240,20 @@ def answer(net: KeystrokeNet, text: str, priors: Any, first_logits: Callable[[st
     )
 
 
+
+
+def network_proposals(task: str, text: str, priors: Any, layout: str) -> tuple[int, str]:
+    """How many of the network's own one-token candidates may join a list, and the prefix they
+    must extend. A completion completes what is being typed: while a pinyin buffer is open the
+    IME's candidates are the list, and an English completion extends the word at the caret (a
+    keyboard never offers "thank" for "smma")."""
+    if task != "auto_completion" or priors is None:
+        return NETWORK_PROPOSALS, ""
+    if layout == "ZH" and priors.pinyin_buffer:
+        return 0, ""
+    if layout == "EN":
+        return NETWORK_PROPOSALS, trailing_latin(text)[1].lower()
+    return NETWORK_PROPOSALS, ""
 
 
 def load_priors(run_dir: str | Path) -> Any:

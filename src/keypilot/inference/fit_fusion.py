@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from keypilot.evaluation.metrics import top_k_hit
+from keypilot.inference.candidates import network_proposals
 from keypilot.run_folder import FUSION_FILE
 from keypilot.labels import LAYOUTS
 from keypilot.prior_fusion import CANDIDATE_TASKS, PRIOR_LIST
@@ -51,7 +52,8 @@ def fit_prior_weight(predictor: Any, records: list[Any], batch_size: int = 32) -
                 scored += 1
                 for beta in grid:
                     fusion.prior_weight = beta
-                    ranked = fusion.rank(logits, prior, layout, TOP_K)
+                    proposals, prefix = network_proposals(record.task, record.context, priors, layout)
+                    ranked = fusion.rank(logits, prior, layout, TOP_K, proposals, prefix=prefix)
                     hits[beta] += top_k_hit([c.text for c in ranked], record.target, TOP_K)
     finally:
         fusion.prior_weight = original
