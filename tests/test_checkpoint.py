@@ -11,9 +11,10 @@ import time
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
 from conftest import read_metrics, run_train_subprocess, shared_data, write_config
+from safetensors.torch import load_file
 
+from keypilot import atomic
 from keypilot.train import checkpoint
 from keypilot.train.checkpoint import (
     atomic_write,
@@ -54,7 +55,7 @@ def test_failed_fsync_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatc
     def failing_fsync(fd):
         raise OSError("I/O error")
 
-    monkeypatch.setattr(checkpoint.os, "fsync", failing_fsync)
+    monkeypatch.setattr(atomic.os, "fsync", failing_fsync)  # every atomic write goes through keypilot.atomic
     with pytest.raises(OSError, match="I/O error"):
         save_checkpoint(path, {"step": 2})
     monkeypatch.undo()

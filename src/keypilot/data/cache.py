@@ -50,6 +50,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from keypilot.atomic import fsync_dir
 from keypilot.data.dataset import check_extra, record_arrays, reply_to, screen_arrays
 from keypilot.data.format import Record
 from keypilot.tokenizer import KeyPilotTokenizer
@@ -117,7 +118,7 @@ def ensure_cache(records: Sequence[Record], tokenizer: KeyPilotTokenizer, root: 
             if folder.exists():  # an incomplete folder that is not ours to keep (older crash, other version)
                 shutil.rmtree(folder)
             os.replace(tmp, folder)
-            _fsync(root)
+            fsync_dir(root)
         except OSError as err:
             shutil.rmtree(tmp, ignore_errors=True)
             raise CacheUnavailable(f"cannot write the data cache in {root}: {err}") from err
@@ -183,22 +184,13 @@ def _build(folder: Path, records: Sequence[Record], tokenizer: KeyPilotTokenizer
     (folder / META).write_text(json.dumps(meta, indent=1), encoding="utf-8")
     with (folder / META).open("rb") as fh:
         os.fsync(fh.fileno())
-    _fsync(folder)
+    fsync_dir(folder)
     logger.info(f"data cache: {n} screens in {time.perf_counter() - start:.0f} s")
 
 
 def _save(path: Path, array: np.ndarray) -> None:
     with path.open("wb") as fh:
         np.save(fh, array)
-
-
-def _fsync(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 class CachedDataset(Dataset):

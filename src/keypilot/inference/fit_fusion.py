@@ -13,15 +13,15 @@ validation suggestions that have copy candidates (exact match of the suggestion)
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from keypilot.atomic import atomic_write_text
 from keypilot.evaluation.metrics import top_k_hit
 from keypilot.inference.candidates import network_proposals
-from keypilot.run_folder import FUSION_FILE
 from keypilot.labels import LAYOUTS
 from keypilot.prior_fusion import CANDIDATE_TASKS, PRIOR_LIST
+from keypilot.run_folder import FUSION_FILE
 
 # Multiples of the learned beta tried on the validation split: 0 is the network's ranking alone,
 # and the large ones come close to the prior's own order with the network breaking its ties.
@@ -106,8 +106,5 @@ def fit_and_save(run_dir: str | Path, val_records: list[Any], device: str = "cpu
     for key in ("top5", "suggestion_exact"):
         if key in result:
             result[key] = {str(beta): value for beta, value in result[key].items()}
-    target = run_dir / FUSION_FILE
-    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    partial.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    partial.replace(target)
+    atomic_write_text(run_dir / FUSION_FILE, json.dumps(result, indent=2) + "\n")
     return result

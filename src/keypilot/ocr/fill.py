@@ -14,11 +14,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from keypilot.atomic import atomic_write_text
 from keypilot.screen_text import to_json
 
 if TYPE_CHECKING:
@@ -85,18 +85,5 @@ def _rewrite(path: Path, values: dict[int, list[dict]]) -> int:
         obj = json.loads(lines[number - 1])
         obj["screen_text"] = value
         lines[number - 1] = json.dumps(obj, ensure_ascii=False)
-    _atomic_write_text(path, "\n".join(lines))
+    atomic_write_text(path, "\n".join(lines))
     return len(values)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

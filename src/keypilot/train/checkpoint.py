@@ -1,8 +1,8 @@
 """Atomic writes, weight files and full training checkpoints for exact resume.
 
-Every file of a run folder is written through ``atomic_write``: a temp file in the same
-folder, flushed and fsynced, then ``os.replace``d over the target. A process killed at any
-point leaves either the old file or the new one, never half of one.
+Every file of a run folder is written through ``keypilot.atomic`` (re-exported here): a temp
+file in the same folder, flushed and fsynced, then ``os.replace``d over the target. A process
+killed at any point leaves either the old file or the new one, never half of one.
 
 A checkpoint (``RUN/checkpoints/step-N.pt``) holds everything an interrupted run needs to
 continue bit for bit: weights, optimizer, scheduler, grad scaler, data position and the RNG
@@ -14,65 +14,23 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import random
 import re
-import secrets
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import torch
 from safetensors.torch import save_model
 
+from keypilot.atomic import (  # noqa: F401
+    atomic_write,
+    atomic_write_bytes,
+    atomic_write_path,
+    atomic_write_text,
+)
+
 CHECKPOINT_RE = re.compile(r"^step-(\d+)\.pt$")
-
-
-def atomic_write_path(path: str | Path, write_to: Callable[[Path], None]) -> None:
-    """Call ``write_to(tmp)`` on a temp path next to ``path``, fsync it, move it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Not mkstemp: its files are private (0600); this one gets the usual umask-derived mode.
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-    try:
-        write_to(tmp)
-        with tmp.open("rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
-    """Call ``write(fh)`` on a temp file next to ``path``, then move it over ``path``."""
-
-    def write_to(tmp: Path) -> None:
-        with tmp.open("wb") as fh:
-            write(fh)
-
-    atomic_write_path(path, write_to)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    atomic_write(path, lambda fh: fh.write(data))
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def _fsync_dir(folder: Path) -> None:
-    # The rename is only durable once the directory entry is on disk too.
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def remove_stale_temp_files(folder: Path) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from keypilot.atomic import atomic_write_text
 from keypilot.data.generate import augment, ocr_noise
 from keypilot.data.generate.chrome import Style
 from keypilot.data.generate.corpus import load_corpus
@@ -208,16 +209,10 @@ def generate_dataset(out: Path, num: int, seed: int = 0, workers: int | None = N
             pool.join()  # let the workers exit normally, so their Chromium pages are closed
     bar.close()
     for split, split_lines in lines.items():
-        _write_atomic(out / f"{split}.jsonl", "".join(line + "\n" for line in split_lines))
+        atomic_write_text(out / f"{split}.jsonl", "".join(line + "\n" for line in split_lines))
     if progress:
         wall = time.perf_counter() - started
         per = ", ".join(f"{name} {counts[name]} records in {seconds[name]:.1f} worker-s ({1000 * seconds[name] / counts[name]:.0f} ms each)"
                         for name in sorted(counts))
         print(f"generated {sum(counts.values())} records in {wall:.1f} s with {workers} worker(s): {per}", flush=True)
     return {split: len(v) for split, v in lines.items()}
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
