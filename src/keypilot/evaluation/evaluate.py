@@ -149,15 +149,11 @@ def read_missing_screen_text(records: list[Any], reader: Any = None) -> int:
         except OcrUnavailable as err:
             log.warning("%d records have no screen_text and cannot be read: %s", len(missing), err)
             return 0
-    from keypilot.images import read_screenshot
+    from keypilot.ocr.fill import read_screens
 
     started = time.perf_counter()
-    read: dict[Path, list[Any]] = {}
+    read = read_screens(missing, reader, progress=False)
     for record in missing:
-        if record.image not in read:
-            rois = record.rois or {}
-            read[record.image] = reader.read(read_screenshot(record.image), keyboard=rois.get("keyboard"),
-                                             field=rois.get("input_field"))
         record.screen_text = read[record.image]
     log.info("screen text read for %d records (%d screenshots) in %.1f s", len(missing), len(read),
              time.perf_counter() - started)

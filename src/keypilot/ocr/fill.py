@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from keypilot.atomic import atomic_write_text
-from keypilot.screen_text import to_json
+from keypilot.screen_text import ScreenText, to_json
 
 if TYPE_CHECKING:
     from keypilot.data.format import Record
+    from keypilot.ocr.reader import ScreenReader
 
 
 @dataclass
@@ -38,10 +39,7 @@ def fill_screen_text(data: str | os.PathLike, force: bool = False, reader=None, 
     """Add ``screen_text`` to every record of ``data`` (a JSONL file or a folder of them) that
     has none (every record with ``force``). Raises ``DataFormatError`` on a bad data set and
     ``OcrUnavailable`` without the ``ocr`` extra, both before anything is written."""
-    from tqdm import tqdm
-
-    from keypilot.data.format import DataFormatError, jsonl_files, read_records
-    from keypilot.images import ImageRejected, read_screenshot
+    from keypilot.data.format import jsonl_files, read_records
     from keypilot.ocr.reader import ScreenReader
 
     records = read_records(data)  # raises with every file:line problem; nothing is written then
@@ -49,11 +47,28 @@ def fill_screen_text(data: str | os.PathLike, force: bool = False, reader=None, 
     report = FillReport(records=len(records), kept=len(records) - len(todo))
     if not todo:
         return report
-    reader = reader or ScreenReader()
+    read = read_screens(todo, reader or ScreenReader(), progress)
+    report.screens_read = len(read)
+    for path in jsonl_files(data):
+        changed = _rewrite(path, {r.line: to_json(read[r.image]) for r in todo if r.file == str(path)})
+        report.files += changed > 0
+        report.filled += changed
+    return report
+
+
+def read_screens(records: list[Record], reader: ScreenReader, progress: bool = True) -> dict[Path, list[ScreenText]]:
+    """The screen text of each distinct screenshot of ``records``, read once (the keyboard cut
+    at the first record's ``rois.keyboard``, lines near its ``input_field`` read first). A bad
+    image raises ``DataFormatError`` naming the record's ``file:line``."""
+    from tqdm import tqdm
+
+    from keypilot.data.format import DataFormatError
+    from keypilot.images import ImageRejected, read_screenshot
+
     first: dict[Path, Record] = {}
-    for r in todo:
-        first.setdefault(r.image, r)  # the per-image cache: each screenshot is read once
-    read: dict[Path, list[dict]] = {}
+    for r in records:
+        first.setdefault(r.image, r)
+    read: dict[Path, list[ScreenText]] = {}
     for image, record in tqdm(first.items(), desc="data ocr", unit="screen", disable=None if progress else True,
                               file=sys.stderr):
         try:
@@ -61,14 +76,8 @@ def fill_screen_text(data: str | os.PathLike, force: bool = False, reader=None, 
         except ImageRejected as exc:
             raise DataFormatError(f"{record.file}:{record.line}: {exc}") from exc
         rois = record.rois
-        read[image] = to_json(reader.read(screenshot, keyboard=_box(rois.get("keyboard")),
-                                          field=_box(rois.get("input_field"))))
-    report.screens_read = len(read)
-    for path in jsonl_files(data):
-        changed = _rewrite(path, {r.line: read[r.image] for r in todo if r.file == str(path)})
-        report.files += changed > 0
-        report.filled += changed
-    return report
+        read[image] = reader.read(screenshot, keyboard=_box(rois.get("keyboard")), field=_box(rois.get("input_field")))
+    return read
 
 
 def _box(box) -> tuple[float, float, float, float] | None:
