@@ -133,8 +133,10 @@ class CandidateFusion:
             prefix: a network proposal must extend it (the word being completed), lowercase.
         """
         f = self._fused(logits, prior, layout, weight)
-        if f is None:
-            return []
+        return self._ranked(f, layout, count, network_proposals, prefix) if f is not None else []
+
+    def _ranked(self, f: _Fused, layout: str, count: int, network_proposals: int, prefix: str) -> list[Candidate]:
+        """``rank`` on an already fused distribution."""
         ranked: dict[str, Candidate] = {}
         for candidate, token in zip(f.prior, f.firsts):
             if token < 0:
@@ -160,14 +162,12 @@ class CandidateFusion:
         screen) and the network's beam, under the same fused first-token distribution. The beam
         keeps the share of its first token that no prior candidate claims. beta is
         ``suggestion_weight``."""
-        ranked = self.rank(logits, prior, layout, 1, network_proposals=0, weight=self.suggestion_weight)
+        f = self._fused(logits, prior, layout, self.suggestion_weight)
+        ranked = self._ranked(f, layout, 1, 0, "") if f is not None else []
         if not ranked:
             return beam
-        if beam is None:
-            return ranked[0]
-        f = self._fused(logits, prior, layout, self.suggestion_weight)
-        token = self.first_token(beam.text)
-        if f is None or token < 0:
+        token = self.first_token(beam.text) if beam is not None else -1
+        if token < 0:  # no beam, or one with no first token: the copy
             return ranked[0]
         score = f.fused[token] - f.log_z + math.log1p(-min(f.mass.get(token, 0.0), 0.999))
         return ranked[0] if ranked[0].score > score else beam

@@ -137,7 +137,6 @@ def read_screen(lines: Sequence[ScreenText] | None, size: tuple[int, int] | None
             else:
                 incoming.append([line])
         around = " ".join(lines[j].text for j in range(max(0, i - 1), min(len(lines), i + 2)))
-        row = _same_row(lines, i)
         role = 2.0 if near else 1.5 if (top or is_incoming) else 1.0
         for number, kind in numbers_in(line.text):
             weight = KIND_WEIGHT[kind] * role
@@ -145,7 +144,8 @@ def read_screen(lines: Sequence[ScreenText] | None, size: tuple[int, int] | None
                 weight *= 4.0
                 out.code_near = True
             elif kind == "amount" and MONEY_WORDS.search(around):
-                weight *= 4.0 if TOTAL_WORDS.search(row) else 2.0
+                # The row is looked at only here: scanning every line's row costs n^2 per keystroke.
+                weight *= 4.0 if TOTAL_WORDS.search(_same_row(lines, i)) else 2.0
             elif kind == "phone" and PHONE_WORDS.search(around):
                 weight *= 2.0
             if near and kind == "code":
