@@ -169,23 +169,3 @@ class ScreenCache(Generic[Encoded]):
     def __len__(self) -> int:
         return len(self._screens)
 
-
-class SizeCache:
-    """The ``(width, height)`` of the screens in a ``ScreenCache``, by the same keys and bound
-    (the screen's text is placed on it: ``keypilot.priors.screen``)."""
-
-    def __init__(self, size: int = SCREEN_CACHE_SIZE) -> None:
-        self.size = size
-        self._sizes: OrderedDict[str, tuple[int, int]] = OrderedDict()
-
-    def put(self, key: str, size: tuple[int, int]) -> None:
-        self._sizes[key] = size
-        self._sizes.move_to_end(key)
-        if len(self._sizes) > self.size:
-            self._sizes.popitem(last=False)
-
-    def get(self, key: str) -> tuple[int, int] | None:
-        return self._sizes.get(key)
-
-    def clear(self) -> None:
-        self._sizes.clear()

@@ -36,7 +36,6 @@ from keypilot.preprocess import (
     SCREEN_CACHE_SIZE,
     ImageInput,
     ScreenCache,
-    SizeCache,
     cache_key,
     context_ids,
     letterbox_array,
@@ -120,9 +119,8 @@ class OnnxPredictor:
             self.priors = Priors.load(self.export_dir / self.manifest["priors"])
         self.fusion = CandidateFusion(self.tokenizer, self.vocab_size, self.manifest.get("prior_weight", 1.0),
                                       suggestion_weight=self.manifest.get("suggestion_weight"))
-        self._screens: ScreenCache[dict[str, np.ndarray]] = ScreenCache(cache_size)
+        self._screens: ScreenCache[tuple[dict[str, np.ndarray], tuple[int, int]]] = ScreenCache(cache_size)
         self._suggestions: OrderedDict[tuple, Candidate | None] = OrderedDict()
-        self._sizes = SizeCache(cache_size)  # cache key -> (width, height): places the screen's text
         self._cache_size = cache_size
         self.encoder_runs = 0
 
@@ -137,7 +135,8 @@ class OnnxPredictor:
 
     def screen(self, image: ImageInput, screen_key: str | None = None) -> tuple[dict[str, np.ndarray], bool]:
         """The visual tokens of a screenshot and whether they came from the cache (``ScreenCache.get``)."""
-        return self._screens.get(image, lambda uncached: self.encode_screen(to_pil(uncached)), screen_key)
+        (encoded, _), cached = self._screens.get(image, self._encode_sized, screen_key)
+        return encoded, cached
 
     def encode_screen(self, image: Image.Image) -> dict[str, np.ndarray]:
         """Letterbox and run the screen graph (no cache): ``global_feat [1, d]``, ``roi_feats [1, 4, d]``."""
@@ -146,15 +145,14 @@ class OnnxPredictor:
         self.encoder_runs += 1
         return {"global_feat": global_feat, "roi_feats": roi_feats}
 
-    def _encode_sized(self, image: ImageInput, key: str) -> dict[str, np.ndarray]:
+    def _encode_sized(self, image: ImageInput) -> tuple[dict[str, np.ndarray], tuple[int, int]]:
+        """The visual tokens and the screenshot's ``(width, height)`` (it places the screen's text)."""
         pil = to_pil(image)
-        self._sizes.put(key, pil.size)
-        return self.encode_screen(pil)
+        return self.encode_screen(pil), pil.size
 
     def clear_cache(self) -> None:
         self._screens.clear()
         self._suggestions.clear()
-        self._sizes.clear()
 
     def encode_keystroke(self, screen: dict[str, np.ndarray], text: str, prev_layout: str = "EN",
                          user_id: int | None = None, layout: str | None = None, priors: Any = None,
@@ -223,10 +221,10 @@ class OnnxPredictor:
             return withheld_prediction(layout or prev_layout)
         started = time.perf_counter()
         key = cache_key(image, screen_key)
-        screen, cached = self._screens.get(image, lambda uncached: self._encode_sized(uncached, key), key=key)
+        (screen, size), cached = self._screens.get(image, self._encode_sized, key=key)
         screen_ms = 0.0 if cached else 1000 * (time.perf_counter() - started)
         keystroke_start = time.perf_counter()
-        reading = read_screen(screen_text, self._sizes.get(key))
+        reading = read_screen(screen_text, size)
         priors = propose(self.priors, text, reading)
         reply = reading.reply_to if is_empty_field(text) else ""
         priors_done = time.perf_counter()

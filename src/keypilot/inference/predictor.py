@@ -53,7 +53,7 @@ from keypilot.inference.postprocess import (
 )
 from keypilot.inference.privacy import is_private, withheld_prediction
 from keypilot.labels import LAYOUT_INDEX, LAYOUTS, TASK_INDEX, TASKS
-from keypilot.preprocess import SCREEN_CACHE_SIZE, ImageInput, ScreenCache, SizeCache, cache_key, letterbox_array, to_pil
+from keypilot.preprocess import SCREEN_CACHE_SIZE, ImageInput, ScreenCache, cache_key, letterbox_array, to_pil
 from keypilot.prior_fusion import feature_row, propose
 from keypilot.priors.screen import read_screen
 from keypilot.screen_text import ScreenText
@@ -125,9 +125,8 @@ class Predictor:
         self.priors = priors
         weight = float(model.decoder.prior_weight.detach()) if prior_weight is None else prior_weight
         self.fusion = CandidateFusion(tokenizer, mc["vocab_size"], weight, suggestion_weight=suggestion_weight)
-        self._screens: ScreenCache[dict[str, torch.Tensor]] = ScreenCache(cache_size)
+        self._screens: ScreenCache[tuple[dict[str, torch.Tensor], tuple[int, int]]] = ScreenCache(cache_size)
         self._suggestions: OrderedDict[tuple, Candidate | None] = OrderedDict()
-        self._sizes = SizeCache(cache_size)  # cache key -> (width, height): places the screen's text
         self._cache_size = cache_size
 
     @classmethod
@@ -160,20 +159,19 @@ class Predictor:
 
     def screen(self, image: ImageInput, screen_key: str | None = None) -> tuple[dict[str, torch.Tensor], bool]:
         """The encoded screen and whether it came from the cache (``ScreenCache.get`` on ``screen_key``)."""
-        return self._screens.get(image, self._encode_screen, screen_key)
+        (encoded, _), cached = self._screens.get(image, self._encode_screen, screen_key)
+        return encoded, cached
 
-    def _encode_screen(self, image: ImageInput, key: str | None = None) -> dict[str, torch.Tensor]:
+    def _encode_screen(self, image: ImageInput) -> tuple[dict[str, torch.Tensor], tuple[int, int]]:
+        """The encoded screen and the screenshot's ``(width, height)`` (it places the screen's text)."""
         pil = to_pil(image)
-        if key is not None:
-            self._sizes.put(key, pil.size)
         pixels = torch.from_numpy(letterbox_array(pil, self.height, self.width))
         with torch.inference_mode():
-            return self.model.encode_screen(pixels[None].to(self.device))
+            return self.model.encode_screen(pixels[None].to(self.device)), pil.size
 
     def clear_cache(self) -> None:
         self._screens.clear()
         self._suggestions.clear()
-        self._sizes.clear()
 
     # ------------------------------------------------------------------ the network's numbers
 
@@ -242,10 +240,10 @@ class Predictor:
             return withheld_prediction(layout or prev_layout)
         started = time.perf_counter()
         key = cache_key(image, screen_key)
-        screen, cached = self._screens.get(image, lambda uncached: self._encode_screen(uncached, key), key=key)
+        (screen, size), cached = self._screens.get(image, self._encode_screen, key=key)
         screen_ms = 0.0 if cached else 1000 * (time.perf_counter() - started)
         keystroke_start = time.perf_counter()
-        reading = read_screen(screen_text, self._sizes.get(key))
+        reading = read_screen(screen_text, size)
         priors = propose(self.priors, text, reading)
         reply = reading.reply_to if is_empty_field(text) else ""
         priors_done = time.perf_counter()
