@@ -82,20 +82,20 @@ def test_network_proposals_and_language(tokenizer) -> None:
 
 
 def test_network_proposals_complete_what_is_typed(tokenizer) -> None:
-    from keypilot.inference.candidates import network_proposals
+    from keypilot.inference.candidates import proposal_rule
 
     fusion = CandidateFusion(tokenizer, tokenizer.vocab_size, 1.0)
     logits = np.zeros(tokenizer.vocab_size, dtype=np.float32)
     for word in ("the", "there", "then"):
         logits[fusion.first_token(word)] = 10.0
     priors = Priors(corrections={}, completions={}, features=np.zeros(4, dtype=np.float32))
-    proposals, prefix = network_proposals("auto_completion", "see you th", priors, "EN")
+    proposals, prefix = proposal_rule("auto_completion", "see you th", priors, "EN")
     ranked = [c.text for c in fusion.rank(logits, [], "EN", 5, proposals, prefix=prefix)]
     assert prefix == "th" and ranked and all(t.lower().startswith("th") and t != "th" for t in ranked)
-    assert network_proposals("auto_completion", "see you ", priors, "EN") == (8, "")  # the next word: any
-    assert network_proposals("error_correction", "see you th", priors, "EN")[1] == ""
+    assert proposal_rule("auto_completion", "see you ", priors, "EN") == (8, "")  # the next word: any
+    assert proposal_rule("error_correction", "see you th", priors, "EN")[1] == ""
     priors.pinyin_buffer = "jian"
-    assert network_proposals("auto_completion", "我们jian", priors, "ZH")[0] == 0  # the IME's list alone
+    assert proposal_rule("auto_completion", "我们jian", priors, "ZH")[0] == 0  # the IME's list alone
 
 
 def test_prior_inputs_union_padding_and_suggestions(tokenizer) -> None:

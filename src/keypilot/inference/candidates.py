@@ -215,7 +215,7 @@ def answer(net: KeystrokeNet, text: str, priors: Any, first_logits: Callable[[st
 
     def ranked(candidate_task: str) -> list[Candidate]:
         prior = getattr(priors, PRIOR_LIST[candidate_task]).get(layout, []) if priors is not None else []
-        proposals, prefix = network_proposals(candidate_task, text, priors, layout)
+        proposals, prefix = proposal_rule(candidate_task, text, priors, layout)
         return fusion.rank(first_logits(candidate_task), prior, layout, count, proposals, prefix=prefix)
 
     corrections = ranked("error_correction") if wants_correction else []
@@ -242,7 +242,7 @@ def answer(net: KeystrokeNet, text: str, priors: Any, first_logits: Callable[[st
 
 
 
-def network_proposals(task: str, text: str, priors: Any, layout: str) -> tuple[int, str]:
+def proposal_rule(task: str, text: str, priors: Any, layout: str) -> tuple[int, str]:
     """How many of the network's own one-token candidates may join a list, and the prefix they
     must extend. A completion completes what is being typed: while a pinyin buffer is open the
     IME's candidates are the list, and an English completion extends the word at the caret (a

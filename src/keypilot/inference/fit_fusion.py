@@ -18,7 +18,7 @@ from typing import Any
 
 from keypilot.atomic import atomic_write_text
 from keypilot.evaluation.metrics import top_k_hit
-from keypilot.inference.candidates import network_proposals
+from keypilot.inference.candidates import proposal_rule
 from keypilot.labels import LAYOUTS
 from keypilot.prior_fusion import CANDIDATE_TASKS, PRIOR_LIST
 from keypilot.run_folder import FUSION_FILE
@@ -49,10 +49,10 @@ def fit_prior_weight(predictor: Any, records: list[Any], batch_size: int = 32) -
                 priors = batch.priors[i]
                 prior = getattr(priors, PRIOR_LIST[record.task]).get(layout, []) if priors is not None else []
                 logits = batch.first_logits[record.task][i]
+                proposals, prefix = proposal_rule(record.task, record.context, priors, layout)
                 scored += 1
                 for beta in grid:
                     fusion.prior_weight = beta
-                    proposals, prefix = network_proposals(record.task, record.context, priors, layout)
                     ranked = fusion.rank(logits, prior, layout, TOP_K, proposals, prefix=prefix)
                     hits[beta] += top_k_hit([c.text for c in ranked], record.target, TOP_K)
     finally:
