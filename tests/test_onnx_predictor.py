@@ -20,6 +20,7 @@ from keypilot.inference.postprocess import language_bias
 from keypilot.preprocess import context_ids
 
 from test_export import make_tiny_export  # noqa: I001  (tests/ is on sys.path under pytest)
+from conftest import build_test_priors
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +71,16 @@ def test_pinned_layout_is_followed(tiny_export: tuple[Path, Path, Path], onnx_pr
     result = onnx_predictor.predict(record.image, "see you", layout="NUM")
     assert result.layout == "NUM"
     assert all(c.text.replace(" ", "").isdigit() or not c.text for c in result.completions)
+
+
+def test_a_sure_pinyin_buffer_shows_the_chinese_layout(tiny_export: tuple[Path, Path, Path]) -> None:
+    from keypilot.priors import Priors
+
+    onnx_predictor = OnnxPredictor.from_pretrained(tiny_export[2])
+    onnx_predictor.priors = Priors.load(build_test_priors(tiny_export[1]))
+    record = _records(tiny_export[1], 1)[0]
+    assert onnx_predictor.predict(record.image, "我们明天jian", prev_layout="EN").layout == "ZH"
+    assert onnx_predictor.predict(record.image, "我们明天jian", prev_layout="EN", layout="EN").layout == "EN"
 
 
 def test_screen_cache_encodes_each_screen_once(tiny_export: tuple[Path, Path, Path]) -> None:

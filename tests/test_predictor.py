@@ -13,6 +13,8 @@ from PIL import Image, ImageDraw
 
 from keypilot.labels import LAYOUTS, TASKS, lang_of
 
+from conftest import build_test_priors  # noqa: I001  (tests/ is on sys.path under pytest)
+
 CONTRACT_KEYS = ["task", "task_probs", "corrections", "completions", "suggestion", "layout", "layout_raw",
                  "layout_probs", "expert_probs", "shown", "screen_cached", "timing_ms"]
 # (context, task, target, layout, prev_layout): no generator involved, and optional fields vary.
@@ -132,6 +134,19 @@ def test_hysteresis_keeps_previous_layout_under_threshold(predictor) -> None:
     assert predictor.hysteresis(np.array([0.0, 6.0, 0.0, 0.0, 0.0]), "EN") == "ZH"  # confident switch
     # 0.3 bias on EN: probs of [2, 2.3, ...] keep EN since ZH is under 0.8
     assert predictor.hysteresis(np.array([2.0, 2.3, 0.0, 0.0, 0.0]), "EN") == "EN"
+
+
+def test_a_sure_pinyin_buffer_shows_the_chinese_layout(tiny: tuple[Path, Path], predictor) -> None:
+    # Whatever the router says against EN, letters after Chinese text are a pinyin buffer
+    # (prior_fusion.pinned_layout); the user's own choice of layout still wins.
+    from keypilot.inference.predictor import Predictor
+    from keypilot.priors import Priors
+
+    predictor = Predictor(predictor.model, predictor.tokenizer, priors=Priors.load(build_test_priors(tiny[1].parent)))
+    result = predictor.predict(screen(), "我们明天jian", prev_layout="EN")
+    assert result.layout == "ZH" and result.completions
+    assert all(lang_of(c.text) == "ZH" for c in result.completions)
+    assert predictor.predict(screen(), "我们明天jian", prev_layout="EN", layout="EN").layout == "EN"
 
 
 def test_language_layout_constraint(predictor) -> None:

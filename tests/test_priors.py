@@ -18,7 +18,7 @@ import pytest
 
 from keypilot.labels import LAYOUTS
 from keypilot.priors import FEATURE_NAMES, NUM_FEATURES, PRIORS_DIR, KeystrokePriors, Priors, build_priors
-from keypilot.priors.screen import read_screen
+from keypilot.priors.screen import read_screen, typed_field
 from keypilot.screen_text import ScreenText
 
 SOURCES = {"edit", "lexicon", "ngram", "pinyin", "homophone", "emoji", "symbol", "number", "screen"}
@@ -170,6 +170,22 @@ def test_english_words_are_not_pinyin_buffers(priors: Priors) -> None:
     assert priors.propose("我们明天jian").feature("pinyin_after_cjk") == 1
 
 
+@pytest.mark.parametrize("context, certain", [
+    ("我们明天jian", True),  # follows a Chinese character
+    ("今天 wans", True),
+    ("ganxie", True),  # whole syllables, no English word starts with them
+    ("she", False),  # an English word
+    ("ganxie hen", False),  # Latin text before it
+    ("我们明天Jian", False),  # a capital: not typed into an IME
+    ("hello 明天jian", True),
+])
+def test_pinyin_certain(priors: Priors, context: str, certain: bool) -> None:
+    out = priors.propose(context)
+    assert out.pinyin_certain is certain
+    assert out.feature("pinyin_certain") == certain
+    assert not certain or out.pinyin_buffer
+
+
 @pytest.mark.parametrize("context, want", [("我们谈论这个得", "的"), ("明天见，陆上", "路上"), ("那很号", "好")])
 def test_homophone_corrections(priors: Priors, context: str, want: str) -> None:
     out = priors.propose(context)
@@ -220,6 +236,28 @@ def test_numbers_from_the_screen_and_amounts(priors: Priors) -> None:
     assert out.completions["NUM"][0].text == "482913" and out.completions["NUM"][0].source == "screen"
     assert out.feature("screen_extends_typed") == 1
     assert "37.50" in _texts(priors.propose("37.5").completions["NUM"])
+
+
+def _signup_screen(typed: str) -> list[ScreenText]:
+    """A sign-up form (360 x 640): labels above fields, the e-mail field being typed in."""
+    return [ScreenText("9:41", (20, 8, 52, 23)), ScreenText("Create account", (120, 45, 240, 65)),
+            ScreenText("Full name", (18, 96, 70, 108)), ScreenText("Ana Lima", (30, 120, 100, 139)),
+            ScreenText("Email", (19, 160, 49, 172)), ScreenText(typed, (30, 186, 90, 200)),
+            ScreenText("手机号", (18, 225, 60, 240)), ScreenText("请输入手机号", (28, 248, 119, 267)),
+            ScreenText("Next", (168, 362, 192, 383))]
+
+
+def test_the_field_being_typed_in_is_read_from_its_label(priors: Priors) -> None:
+    reading = read_screen(_signup_screen("guiying"), (360, 640))
+    assert ("guiying", "email") in reading.fields and ("请输入手机号", "number") in reading.fields
+    out = priors.propose("guiying", screen=reading)
+    assert out.feature("field_email") == 1 and out.feature("field_number") == 0
+    assert not out.pinyin_certain  # pinyin syllables, but an e-mail address's
+    assert typed_field(reading, "guiyinglin") == "email"  # the screenshot is a few keys behind
+    assert typed_field(reading, "gu1ying") == "email"  # a recognition error
+    assert typed_field(reading, "Ana Lima") == ""  # no label of a known kind
+    assert priors.propose("guiying", screen=read_screen(_signup_screen("Ana"), (360, 640))).feature("field_email") == 0
+    assert priors.propose("", screen=reading).feature("field_email") == 0
 
 
 def test_reply_set_answers_similar_messages(tmp_path: Path) -> None:

@@ -85,6 +85,15 @@ def propose(priors: Any, text: str, screen: Any = None) -> Any:
     return priors.propose(text, screen=screen) if priors is not None else None
 
 
+def pinned_layout(layout: str | None, keystroke_priors: Any) -> str | None:
+    """The layout shown whatever the router says: the one the user chose with the layout key, else
+    ZH while the priors are sure that a pinyin buffer is being composed (``pinyin_certain``: the
+    pinyin table knows it, the router need not learn it); None leaves it to the router."""
+    if layout is not None:
+        return layout
+    return "ZH" if keystroke_priors is not None and keystroke_priors.pinyin_certain else None
+
+
 def feature_row(keystroke_priors: Any, width: int) -> np.ndarray:
     """The routers' prior features ``[width]`` float32 (zeros without priors)."""
     if keystroke_priors is None or not width:

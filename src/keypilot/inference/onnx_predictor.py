@@ -42,7 +42,7 @@ from keypilot.preprocess import (
     to_pil,
 )
 from keypilot.labels import EXPERTS, LAYOUT_INDEX, LAYOUTS, TASKS
-from keypilot.prior_fusion import feature_row, propose
+from keypilot.prior_fusion import feature_row, pinned_layout, propose
 from keypilot.priors.screen import read_screen
 from keypilot.screen_text import ScreenText
 from keypilot.run_folder import MANIFEST_FILE
@@ -160,6 +160,7 @@ class OnnxPredictor:
         """Run the keystroke graph on cached visual tokens (``priors``: the text's ``KeystrokePriors``;
         ``reply_to``: the message an empty field answers)."""
         ids = context_ids(self.tokenizer, text, self.max_context, reply_to)[None]
+        layout = pinned_layout(layout, priors)
         feeds = {
             **screen,
             **({"input_ids": ids} if self.token_table is None else {"token_emb": self.token_table.rows(ids)}),

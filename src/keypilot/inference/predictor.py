@@ -54,7 +54,7 @@ from keypilot.inference.postprocess import (
 from keypilot.inference.privacy import is_private, withheld_prediction
 from keypilot.labels import LAYOUT_INDEX, LAYOUTS, TASK_INDEX, TASKS
 from keypilot.preprocess import SCREEN_CACHE_SIZE, ImageInput, ScreenCache, cache_key, letterbox_array, to_pil
-from keypilot.prior_fusion import feature_row, propose
+from keypilot.prior_fusion import feature_row, pinned_layout, propose
 from keypilot.priors.screen import read_screen
 from keypilot.screen_text import ScreenText
 from keypilot.run_folder import TOKENIZER_FILE, missing_run_files
@@ -188,7 +188,9 @@ class Predictor:
             prev_layout=torch.tensor([LAYOUT_INDEX[p or "EN"] for p in prev_layouts], device=self.device),
             prior_features=features if self.prior_features else None,
         )  # fmt: skip
-        layouts = out["layout_next"] if layout is None else torch.full_like(out["layout_next"], LAYOUT_INDEX[layout])
+        pinned = [pinned_layout(layout, p) for p in priors]
+        layouts = torch.tensor([int(out["layout_next"][i]) if p is None else LAYOUT_INDEX[p] for i, p in enumerate(pinned)],
+                               device=out["layout_next"].device)
         arrays = {key: out[key].float().cpu().numpy() for key in ("task_probs", "layout_logits", "layout_probs", "expert_probs")}
         nets = [KeystrokeNet(arrays["task_probs"][i], arrays["layout_logits"][i], arrays["layout_probs"][i], int(layouts[i]),
                              arrays["expert_probs"][i]) for i in range(len(texts))]

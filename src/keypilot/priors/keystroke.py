@@ -34,6 +34,9 @@ FEATURE_NAMES: tuple[str, ...] = (
     "next_symbol",            # P(the next character typed is a symbol | the text), from the training texts
     "next_emoji",             # ... an emoji
     "next_digit",             # ... a digit
+    "field_email",            # the field being typed in is labelled e-mail on the screen
+    "field_number",           # ... labelled phone, code, amount, card or postal number
+    "pinyin_certain",         # the Latin letters at the caret can only be a pinyin buffer (pinyin_certain)
 )
 NUM_FEATURES = len(FEATURE_NAMES)
 FEATURE_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
@@ -66,6 +69,7 @@ class KeystrokePriors:
     suggestions: dict[str, list[PriorCandidate]] = field(default_factory=dict)  # empty field: copy candidates
     features: np.ndarray = field(default_factory=lambda: np.zeros(NUM_FEATURES, np.float32))
     pinyin_buffer: str = ""
+    pinyin_certain: bool = False  # the buffer follows Chinese text or cannot be English: the ZH layout shows
     reply_to: str = ""  # the last incoming message on the screen (conditions the suggested reply)
 
     def feature(self, name: str) -> float:

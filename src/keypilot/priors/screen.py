@@ -8,7 +8,9 @@ last message, the name of the person you are answering. ``read_screen`` turns th
 - numbers with a weight from their shape (a code, an amount, a phone number...), their
   role on the screen and the words around them ("code", "验证码", "total"...);
 - words (names and rare words) that a typed prefix may complete to;
-- ``reply_to``: the last incoming message, which conditions the suggested reply.
+- ``reply_to``: the last incoming message, which conditions the suggested reply;
+- labelled fields: the text shown under a label such as "Email" or "手机号", so that the
+  priors can tell what the field being typed in takes (``typed_field``).
 
 Only geometry is used, no app knowledge, so the rules hold for screens never seen: the field
 is near the lowest line read (the reader skips the keyboard), incoming chat lines hug the left
@@ -18,6 +20,7 @@ margin, the top strip holds notification banners and the title.
 from __future__ import annotations
 
 import re
+from difflib import SequenceMatcher
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -30,6 +33,11 @@ INCOMING_RIGHT = 0.8  # ... and ends before this share of the width
 CODE_WORDS = re.compile(r"code|otp|verif|pin\b|passcode|验证码|校验码|动态码|确认码|口令|码", re.I)
 MONEY_WORDS = re.compile(r"[$€£¥￥]|total|amount|due|pay|balance|price|合计|金额|总计|实付|应付|付款|元", re.I)
 PHONE_WORDS = re.compile(r"phone|tel|call|mobile|电话|手机|号码|联系", re.I)
+# The label of an input field (the line right above it, or left of it on its row) says what it takes.
+FIELD_LABELS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("email", re.compile(r"e-?mail|邮箱|电子邮件|邮件地址", re.I)),
+    ("number", re.compile(r"phone|mobile|\btel\b|手机|电话|code|otp|验证码|amount|金额|card|卡号|zip|postal|邮编", re.I)),
+)
 TOTAL_WORDS = re.compile(r"total|amount due|balance due|to pay|grand|合计|总计|实付|应付|总额|共计", re.I)
 # A number: digits with inner punctuation, glued to letters or not (a recogniser often loses the
 # space in "2858 is your code"); a phone number written in spaced groups is one number too.
@@ -49,6 +57,7 @@ class ScreenReading:
     reply_to: str = ""  # the last incoming message ("" when none is recognised)
     has_text: bool = False
     code_near: bool = False  # a code-like number sits beside a code word, or near the field
+    fields: list[tuple[str, str]] = field(default_factory=list)  # (text shown in a labelled field, its kind)
 
 
 def normalise_number(text: str) -> str:
@@ -58,6 +67,41 @@ def normalise_number(text: str) -> str:
     if _DATE.match(text) or _CLOCK.match(text):
         return text
     return re.sub(r"(?<=\d)[ \-](?=\d)", "", text)
+
+
+def field_kind(label: str) -> str:
+    """What a field labelled ``label`` takes (``FIELD_LABELS``), or "" for a label of another kind."""
+    return next((kind for kind, words in FIELD_LABELS if words.search(label)), "")
+
+
+def _labelled(lines: Sequence[ScreenText], i: int, width: float) -> str:
+    """The kind of field that line ``i`` is the text of, from a label right above it (left-aligned
+    with it, within about a line) or left of it on the same row; "" when none."""
+    x0, y0, _, y1 = lines[i].box
+    for j in range(i - 1, max(-1, i - 3), -1):
+        label = lines[j]
+        lx0, ly0, lx1, ly1 = label.box
+        above = 0 <= y0 - ly1 <= 1.6 * (ly1 - ly0) and abs(lx0 - x0) <= 0.1 * width
+        beside = lx1 <= x0 and min(y1, ly1) - max(y0, ly0) >= 0.5 * min(y1 - y0, ly1 - ly0)
+        if above or beside:
+            return field_kind(label.text)
+    return ""
+
+
+def typed_field(reading: ScreenReading, text: str) -> str:
+    """The kind of the labelled field (``ScreenReading.fields``) that shows ``text``: its shown
+    text is the end of ``text``, or the start of the word being typed (a screenshot taken a few
+    keystrokes ago), allowing for recognition errors. "" when no labelled field shows it."""
+    typed = text.strip()
+    word = typed.split()[-1] if typed else ""
+    for shown, kind in reading.fields:
+        shown = shown.strip().lower()
+        if len(shown) < 2 or len(typed) < 2:
+            continue
+        for part in (typed[-len(shown):], word[: len(shown)]):
+            if len(part) == len(shown) and SequenceMatcher(None, shown, part.lower()).ratio() >= 0.75:
+                return kind
+    return ""
 
 
 def _same_row(lines: Sequence[ScreenText], i: int) -> str:
@@ -153,6 +197,9 @@ def read_screen(lines: Sequence[ScreenText] | None, size: tuple[int, int] | None
             out.numbers[number] = out.numbers.get(number, 0.0) + weight
         for word in _WORD.findall(line.text):
             out.words[word] = out.words.get(word, 0.0) + role
+        kind = _labelled(lines, i, width) if i else ""
+        if kind:
+            out.fields.append((line.text, kind))
     if incoming:
         out.reply_to = " ".join(line.text.strip() for line in incoming[-1])
     return out
