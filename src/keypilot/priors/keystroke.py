@@ -37,7 +37,6 @@ FEATURE_NAMES: tuple[str, ...] = (
     "field_email",            # the field being typed in is labelled e-mail on the screen
     "field_number",           # ... labelled phone, code, amount, card or postal number
     "pinyin_certain",         # the Latin letters at the caret can only be a pinyin buffer (pinyin_certain)
-    "reply_emoji",            # share of emoji among the replies that answered similar messages (empty field)
 )
 NUM_FEATURES = len(FEATURE_NAMES)
 FEATURE_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}

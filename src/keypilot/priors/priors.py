@@ -131,15 +131,10 @@ class Priors:
             out.reply_to = reading.reply_to
             features[FEATURE_INDEX["reply_open"]] = bool(reading.reply_to)
             out.suggestions["NUM"] = ranked_list({(n, "screen"): w for n, w in reading.numbers.items()}, k)
-            replies = self.replies.suggest(reading.reply_to, k) if reading.reply_to else []
-            for reply in replies:
+            for reply in self.replies.suggest(reading.reply_to, k) if reading.reply_to else ():
                 lang = lang_of(reply.text)
                 if lang != "NUM":  # a number to type is the screen's (above)
                     out.suggestions.setdefault(lang, []).append(reply)
-            mass = [math.exp(reply.logp) for reply in replies]
-            if mass:
-                emoji = sum(m for m, reply in zip(mass, replies) if lang_of(reply.text) == "EMOJI")
-                features[FEATURE_INDEX["reply_emoji"]] = emoji / sum(mass)
         np.clip(features, 0.0, 1.0, out=features)
         return out
 
