@@ -28,7 +28,7 @@ POOLS = {
     "fullwidth": [chr(c) for c in range(0xFF01, 0xFF5F)] + ["\u3000"],
     "marks": list("aeioucnsz") + ["\u0301", "\u0308", "\u0302", "\u0323", "\u0327", "é", "ñ", "ß", "İ", "ǅ", "Ω", "я", "ע", "ع"],
     "space": [" ", " ", "\t", "\n", "\r", "\x0b", "\x0c", "\x85", "\xa0", "\u2028", "\u3000", "\u200b", "\u180e", "\x1c"],
-    "control": [chr(c) for c in range(0x00, 0x20)] + ["\x7f", "\u200e", "\ufeff", "\U000e0041"],
+    "control": [chr(c) for c in range(0x20)] + ["\x7f", "\u200e", "\ufeff", "\U000e0041"],
 }
 
 
@@ -130,6 +130,13 @@ def test_load_tokenizer_falls_back_and_names_a_missing_folder(tmp_path: Path, pa
         load_tokenizer(tmp_path, {"tokenizer": "tokenizer.json", "tokenizer_bpe": COMPACT_DIR})
     (tmp_path / COMPACT_DIR).mkdir()
     with pytest.raises(ValueError, match="not a compact tokenizer"):
+        load_tokenizer(tmp_path, {"tokenizer": "tokenizer.json", "tokenizer_bpe": COMPACT_DIR})
+    shutil.rmtree(tmp_path / COMPACT_DIR)
+    shutil.copytree(pair[1].folder, tmp_path / COMPACT_DIR)
+    meta = json.loads((tmp_path / COMPACT_DIR / "meta.json").read_text(encoding="utf-8"))
+    del meta["special_ids"]["<eos>"]
+    (tmp_path / COMPACT_DIR / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(ValueError, match="not a compact tokenizer.*<eos>"):
         load_tokenizer(tmp_path, {"tokenizer": "tokenizer.json", "tokenizer_bpe": COMPACT_DIR})
 
 

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from keypilot.labels import LAYOUTS, TASKS
 from keypilot.tokenizer import (
     CLS,
     EOS,
@@ -55,7 +56,6 @@ from keypilot.tokenizer import (
     KeyPilotTokenizer,
     _starts_word,
 )
-from keypilot.labels import LAYOUTS, TASKS
 
 COMPACT_DIR = "tokenizer.bpe"  # beside tokenizer.json in an export
 FORMAT = 1
@@ -121,21 +121,25 @@ class CompactTokenizer:
         self.folder = Path(folder)
         try:
             meta = json.loads((self.folder / "meta.json").read_text(encoding="utf-8"))
+            if meta.get("format") != FORMAT:
+                raise ValueError(f"meta.json has format {meta.get('format')!r}, this version reads {FORMAT}")
             merges = np.load(self.folder / "merges.npy", mmap_mode="r", allow_pickle=False)
+            offsets = np.load(self.folder / "offsets.npy", mmap_mode="r", allow_pickle=False)
+            if merges.ndim != 2 or len(merges) != 3 or offsets.ndim != 1 or len(meta["byte_ids"]) != 256:
+                raise ValueError(f"merges {merges.shape}, offsets {offsets.shape}, {len(meta['byte_ids'])} byte ids")
             self._bytes = memoryview(np.load(self.folder / "tokens.npy", mmap_mode="r", allow_pickle=False))
-            self._offsets = memoryview(np.load(self.folder / "offsets.npy", mmap_mode="r", allow_pickle=False))
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"{self.folder}: not a compact tokenizer ({exc}): export again") from None
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{self.folder}/meta.json: format {meta.get('format')!r}, this version reads {FORMAT}")
-        self.vocab_size: int = meta["vocab_size"]
-        self._rows = len(self._offsets) - 1  # ids with a token
-        self._byte_ids: list[int] = meta["byte_ids"]
+            self.vocab_size: int = meta["vocab_size"]
+            self._byte_ids: list[int] = meta["byte_ids"]
+            classes = {name: [(lo, hi) for lo, hi in ranges] for name, ranges in meta["classes"].items()}
+            self._split = re.compile(split_pattern(classes))
+            ids = {token: meta["special_ids"][token] for token in SPECIAL_TOKENS}
+        except (OSError, ValueError, KeyError, TypeError, re.error) as exc:
+            raise ValueError(f"{self.folder}: not a compact tokenizer ({type(exc).__name__}: {exc}): export again") from None
+        self._offsets = memoryview(offsets)
+        self._rows = len(offsets) - 1  # ids with a token
         self._keys, self._ranks, self._merged = (memoryview(row) for row in merges)
-        self._split = re.compile(split_pattern({k: [tuple(r) for r in v] for k, v in meta["classes"].items()}))
         self._merge_piece = functools.lru_cache(maxsize=PIECE_CACHE)(self._merge)
 
-        ids = meta["special_ids"]
         self.pad_id, self.unk_id, self.cls_id = ids[PAD], ids[UNK], ids[CLS]
         self.sep_id, self.mask_id, self.eos_id = ids[SEP], ids[MASK], ids[EOS]
         self.task_ids: tuple[int, ...] = tuple(ids[t] for t in TASK_TOKENS)
@@ -217,8 +221,8 @@ class CompactTokenizer:
     def decode(self, ids: Iterable[int]) -> str:
         """Text of ``ids``; special tokens and ids outside the vocabulary are dropped, and bytes that
         are not UTF-8 become U+FFFD (as the Rust byte-level decoder does)."""
-        known = (int(i) for i in ids)
-        data = b"".join(self._token_bytes(i) for i in known if 0 <= i < self._rows and i not in self.special_ids)
+        ints = (int(i) for i in ids)
+        data = b"".join(self._token_bytes(i) for i in ints if 0 <= i < self._rows and i not in self.special_ids)
         return data.decode("utf-8", errors="replace")
 
     def decode_target(self, ids: Iterable[int]) -> str:
