@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from keypilot.labels import LAYOUTS, TASKS
+from keypilot.run_folder import TOKENIZER_BPE_DIR
 from keypilot.tokenizer import (
     CLS,
     EOS,
@@ -57,7 +58,7 @@ from keypilot.tokenizer import (
     _starts_word,
 )
 
-COMPACT_DIR = "tokenizer.bpe"  # beside tokenizer.json in an export
+COMPACT_DIR = TOKENIZER_BPE_DIR
 FORMAT = 1
 PIECE_CACHE = 4096  # pieces (words, runs) whose merged ids are kept: a keystroke repeats most of them
 
