@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # What the `train` extra brings and the ONNX path must never import.
 TRAINING_ONLY = ("torch", "onnx", "safetensors", "matplotlib", "tensorboard", "wordfreq", "jieba", "pypinyin", "emoji",
                  "faker", "symspellpy", "codespell_lib", "chitchat_dataset")
-ONNX_PATH_MODULES = ("keypilot", "keypilot.labels", "keypilot.tokenizer", "keypilot.beam", "keypilot.preprocess",
-                     "keypilot.prior_fusion", "keypilot.priors", "keypilot.inference.candidates",
+ONNX_PATH_MODULES = ("keypilot", "keypilot.labels", "keypilot.tokenizer", "keypilot.bpe", "keypilot.beam",
+                     "keypilot.preprocess", "keypilot.prior_fusion", "keypilot.priors", "keypilot.inference.candidates",
                      "keypilot.inference.postprocess", "keypilot.inference.onnx_predictor", "keypilot.serve.app",
                      "keypilot.cli")
 INSTALL_TIMEOUT_S = 900

@@ -22,6 +22,7 @@ FUSION_FILE = "fusion.json"  # the prior weight fitted on the validation split
 # An ONNX export (keypilot export --out EXPORT; by convention RUN/export).
 EXPORT_DIR = "export"
 MANIFEST_FILE = "manifest.json"
+TOKENIZER_BPE_DIR = "tokenizer.bpe"  # the predictor's compact tokenizer (keypilot.bpe), beside tokenizer.json
 
 # What a predictor loads from a run.
 RUN_FILES: tuple[str, ...] = (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE)

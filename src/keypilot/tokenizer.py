@@ -30,10 +30,15 @@ import time
 import unicodedata
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+from typing import TYPE_CHECKING
 
 from keypilot.labels import LAYOUTS, TASKS
+
+# `tokenizers` is imported where it is used: this module's names (special tokens, the split
+# pattern) are also read by the ONNX predictor's compact tokenizer (keypilot.bpe), which does
+# without it.
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer, models
 
 PAD, UNK, CLS, SEP, MASK, EOS = "<pad>", "<unk>", "<cls>", "<sep>", "<mask>", "<eos>"
 TASK_TOKENS: tuple[str, ...] = tuple(f"<task:{t}>" for t in TASKS)
@@ -62,6 +67,8 @@ PRETOKENIZE_PATTERN = (
 
 
 def _new_tokenizer(model: models.Model) -> Tokenizer:
+    from tokenizers import Regex, Tokenizer, decoders, pre_tokenizers
+
     tok = Tokenizer(model)
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [
@@ -163,10 +170,14 @@ class KeyPilotTokenizer:
         return {"json": self._tok.to_str()}
 
     def __setstate__(self, state: dict[str, str]) -> None:
+        from tokenizers import Tokenizer
+
         self.__init__(Tokenizer.from_str(state["json"]))
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> KeyPilotTokenizer:
+        from tokenizers import Tokenizer
+
         return cls(Tokenizer.from_file(str(path)))
 
     def save(self, path: str | os.PathLike) -> None:
@@ -228,6 +239,8 @@ class KeyPilotTokenizer:
 
 def _train_merges(texts: Iterator[str] | list[str], vocab_size: int, min_frequency: int) -> list[tuple[str, str]]:
     """BPE merges learned on ``texts`` alone, in rank order (byte-level token strings)."""
+    from tokenizers import models, pre_tokenizers, trainers
+
     tok = _new_tokenizer(models.BPE())
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -250,6 +263,8 @@ def build_tokenizer(texts: list[str], vocab_size: int = 32000, min_frequency: in
 
     Deterministic: the same texts give the same vocabulary and merges.
     """
+    from tokenizers import models, pre_tokenizers
+
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
     seed_merges = _seed_merges()
     budget = vocab_size - len(SPECIAL_TOKENS) - len(alphabet) - len(seed_merges)

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from keypilot.bpe import save_compact
 from keypilot.inference.candidates import load_prior_weight
 from keypilot.inference.token_table import save_table
 from keypilot.run_folder import MANIFEST_FILE, PRIORS_DIR, TOKENIZER_FILE
@@ -241,6 +242,11 @@ def export_run(run: Path, out: Path, int8: bool = False, calib_images: int = 32,
     if (run / PRIORS_DIR).is_dir():
         shutil.copytree(run / PRIORS_DIR, out / PRIORS_DIR, dirs_exist_ok=True)
     tokenizer = KeyPilotTokenizer.from_file(out / TOKENIZER_FILE)
+    try:
+        compact = save_compact(out / TOKENIZER_FILE, out).name
+    except ValueError as exc:  # the predictor reads tokenizer.json with `tokenizers` instead
+        print(f"export: no compact tokenizer: {exc}")
+        compact = None
     manifest: dict[str, Any] = {
         "format": 1,
         "opset": OPSET,
@@ -251,6 +257,7 @@ def export_run(run: Path, out: Path, int8: bool = False, calib_images: int = 32,
         "eos_id": tokenizer.eos_id,
         "top_k": top_k(cfg),
         "tokenizer": TOKENIZER_FILE,
+        "tokenizer_bpe": compact,  # keypilot.bpe: the predictor's tokenizer without `tokenizers`
         # beta of the fusion with the priors: fitted on the validation split when the run says so
         "prior_weight": load_prior_weight(run, float(model.decoder.prior_weight.detach())),
         "suggestion_weight": load_prior_weight(run, float(model.decoder.prior_weight.detach()), "suggestion_weight"),

@@ -2,8 +2,9 @@
 
 Same interface and results as ``keypilot.inference.predictor.Predictor`` (``from_pretrained``,
 ``predict(image, text, prev_layout, user_id, layout)`` -> ``Prediction``), running on
-onnxruntime with ``tokenizers``, Pillow and numpy only: nothing on this module's import path
-imports torch (``tests/test_onnx_predictor.py`` checks it in a fresh interpreter). The graphs
+onnxruntime, Pillow and numpy only (the tokenizer is ``keypilot.bpe``'s compact one; an export
+made before it reads ``tokenizer.json`` with ``tokenizers``): nothing on this module's import
+path imports torch (``tests/test_onnx_predictor.py`` checks it in a fresh interpreter). The graphs
 supply the network's numbers; ranking the candidates is ``keypilot.inference.candidates``,
 the code the torch predictor runs too.
 
@@ -28,6 +29,7 @@ import onnxruntime as ort
 from PIL import Image
 
 from keypilot.beam import beam_search
+from keypilot.bpe import load_tokenizer
 from keypilot.inference.candidates import CandidateFusion, KeystrokeNet, answer, stage_times
 from keypilot.inference.postprocess import Candidate, Prediction, is_empty_field, keep_candidates, language_bias
 from keypilot.inference.privacy import is_private, withheld_prediction
@@ -46,7 +48,6 @@ from keypilot.prior_fusion import feature_row, pinned_layout, propose
 from keypilot.priors.screen import read_screen
 from keypilot.screen_text import ScreenText
 from keypilot.run_folder import MANIFEST_FILE
-from keypilot.tokenizer import KeyPilotTokenizer
 
 
 # Graphs whose weights are not prepacked: the decode head's vocabulary matrix is both the head's
@@ -103,7 +104,7 @@ class OnnxPredictor:
             raise FileNotFoundError(f"{self.export_dir}: the keystroke graph's token table "
                                     f"({table_paths(graphs['keystroke']['file'])[0].name}) is missing: copy it with "
                                     "the graph or export again")
-        self.tokenizer = KeyPilotTokenizer.from_file(self.export_dir / self.manifest["tokenizer"])
+        self.tokenizer = load_tokenizer(self.export_dir, self.manifest)
         mc = self.manifest["config"]["model"]
         self.height, self.width = mc["image_height"], mc["image_width"]
         self.max_context, self.max_target = mc["max_context_tokens"], mc["max_target_tokens"]
