@@ -38,6 +38,7 @@ FIELD_LABELS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("email", re.compile(r"e-?mail|邮箱|电子邮件|邮件地址", re.I)),
     ("number", re.compile(r"phone|mobile|\btel\b|手机|电话|code|otp|验证码|amount|金额|card|卡号|zip|postal|邮编", re.I)),
 )
+FIELD_TEXT_MAX = 64  # a field shows a line of text: longer lines are messages, not fields
 TOTAL_WORDS = re.compile(r"total|amount due|balance due|to pay|grand|合计|总计|实付|应付|总额|共计", re.I)
 # A number: digits with inner punctuation, glued to letters or not (a recogniser often loses the
 # space in "2858 is your code"); a phone number written in spaced groups is one number too.
@@ -197,7 +198,7 @@ def read_screen(lines: Sequence[ScreenText] | None, size: tuple[int, int] | None
             out.numbers[number] = out.numbers.get(number, 0.0) + weight
         for word in _WORD.findall(line.text):
             out.words[word] = out.words.get(word, 0.0) + role
-        kind = _labelled(lines, i, width) if i else ""
+        kind = _labelled(lines, i, width) if i and len(line.text) <= FIELD_TEXT_MAX else ""
         if kind:
             out.fields.append((line.text, kind))
     if incoming:
