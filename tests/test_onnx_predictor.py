@@ -11,16 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import build_test_priors
 from PIL import Image
+from test_export import make_tiny_export
 
 from keypilot.data.format import read_records
-from keypilot.labels import LAYOUTS
 from keypilot.inference.onnx_predictor import OnnxPredictor
 from keypilot.inference.postprocess import language_bias
+from keypilot.labels import LAYOUTS
 from keypilot.preprocess import context_ids
-
-from test_export import make_tiny_export  # noqa: I001  (tests/ is on sys.path under pytest)
-from conftest import build_test_priors
 
 
 @pytest.fixture(scope="module")

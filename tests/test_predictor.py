@@ -9,11 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import build_test_priors
 from PIL import Image, ImageDraw
 
 from keypilot.labels import LAYOUTS, TASKS, lang_of
-
-from conftest import build_test_priors  # noqa: I001  (tests/ is on sys.path under pytest)
 
 CONTRACT_KEYS = ["task", "task_probs", "corrections", "completions", "suggestion", "layout", "layout_raw",
                  "layout_probs", "expert_probs", "shown", "screen_cached", "timing_ms"]

@@ -143,8 +143,7 @@ class Priors:
         says? When, lowercase and not an English word, it follows a Chinese character, or it is
         made of whole syllables with no Latin text before it, no English word starting with it and
         none within one edit of it (``cost``: the best English correction's, -1 for none). On the
-        training split of the demo's data the first rule held for 78 of 81 buffers, the second
-        for 80 of 84 outside e-mail fields."""
+        training split of the demo's data the label was ZH for 120 of the 126 keystrokes it marks."""
         if not buffer.islower() or self.english.in_lexicon(buffer):
             return False
         if _after_chinese(head, no_letter=False):

@@ -20,9 +20,9 @@ margin, the top strip holds notification banners and the title.
 from __future__ import annotations
 
 import re
-from difflib import SequenceMatcher
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 
 from keypilot.screen_text import ScreenText
 
