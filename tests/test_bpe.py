@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from test_tokenizer import CORPUS, TRICKY
 
-from keypilot.bpe import COMPACT_DIR, CompactTokenizer, load_tokenizer, save_compact
+from keypilot.bpe import CompactTokenizer, load_tokenizer, save_compact
 from keypilot.labels import LAYOUTS, TASKS
+from keypilot.run_folder import TOKENIZER_BPE_DIR as COMPACT_DIR
 from keypilot.tokenizer import KeyPilotTokenizer, build_tokenizer
 
 # Code-point pools the random strings draw from: each stresses one part of the split pattern.

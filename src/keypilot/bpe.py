@@ -41,24 +41,14 @@ from typing import Any
 
 import numpy as np
 
-from keypilot.labels import LAYOUTS, TASKS
 from keypilot.run_folder import TOKENIZER_BPE_DIR
 from keypilot.tokenizer import (
-    CLS,
-    EOS,
-    LAYOUT_TOKENS,
-    MASK,
-    PAD,
     PRETOKENIZE_PATTERN,
-    SEP,
     SPECIAL_TOKENS,
-    TASK_TOKENS,
-    UNK,
     KeyPilotTokenizer,
-    _starts_word,
+    TokenizerBase,
 )
 
-COMPACT_DIR = TOKENIZER_BPE_DIR
 FORMAT = 1
 PIECE_CACHE = 4096  # pieces (words, runs) whose merged ids are kept: a keystroke repeats most of them
 
@@ -115,7 +105,7 @@ def split_pattern(classes: dict[str, Ranges]) -> str:
     )
 
 
-class CompactTokenizer:
+class CompactTokenizer(TokenizerBase):
     """``KeyPilotTokenizer``'s encoding and decoding from ``tokenizer.bpe/`` (see the module's doc)."""
 
     def __init__(self, folder: str | os.PathLike) -> None:
@@ -141,11 +131,7 @@ class CompactTokenizer:
         self._keys, self._ranks, self._merged = (memoryview(row) for row in merges)
         self._merge_piece = functools.lru_cache(maxsize=PIECE_CACHE)(self._merge)
 
-        self.pad_id, self.unk_id, self.cls_id = ids[PAD], ids[UNK], ids[CLS]
-        self.sep_id, self.mask_id, self.eos_id = ids[SEP], ids[MASK], ids[EOS]
-        self.task_ids: tuple[int, ...] = tuple(ids[t] for t in TASK_TOKENS)
-        self.layout_ids: tuple[int, ...] = tuple(ids[t] for t in LAYOUT_TOKENS)
-        self.special_ids: frozenset[int] = frozenset(ids.values())
+        self._set_special_ids(ids)
 
     # ------------------------------------------------------------------ encoding
 
@@ -207,13 +193,6 @@ class CompactTokenizer:
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         return [self.encode(text) for text in texts]
 
-    def encode_target(self, text: str) -> list[int]:
-        """Ids of a target in the form targets are learned in (``KeyPilotTokenizer.encode_target``)."""
-        return self.encode(" " + text if _starts_word(text) else text)
-
-    def encode_targets(self, texts: list[str]) -> list[list[int]]:
-        return [self.encode_target(text) for text in texts]
-
     # ------------------------------------------------------------------ decoding
 
     def _token_bytes(self, token_id: int) -> bytes:
@@ -226,25 +205,12 @@ class CompactTokenizer:
         data = b"".join(self._token_bytes(i) for i in ints if 0 <= i < self._rows and i not in self.special_ids)
         return data.decode("utf-8", errors="replace")
 
-    def decode_target(self, ids: Iterable[int]) -> str:
-        """Inverse of ``encode_target`` (``KeyPilotTokenizer.decode_target``)."""
-        text = self.decode(ids)
-        return text[1:] if text.startswith(" ") and _starts_word(text[1:]) else text
-
     def token(self, token_id: int) -> str | None:
         """The text of one token id (``None`` for a special token or an unknown id)."""
         if token_id in self.special_ids or not 0 <= token_id < self._rows:
             return None
         return self.decode([token_id])
 
-    def is_single_token(self, text: str) -> bool:
-        return len(self.encode(text)) == 1
-
-    def task_token_id(self, task: str) -> int:
-        return self.task_ids[TASKS.index(task)]
-
-    def layout_token_id(self, layout: str) -> int:
-        return self.layout_ids[LAYOUTS.index(layout)]
 
 
 def load_tokenizer(export_dir: str | os.PathLike, manifest: dict[str, Any]) -> CompactTokenizer | KeyPilotTokenizer:
@@ -371,7 +337,7 @@ def save_compact(tokenizer_json: str | os.PathLike, out_dir: str | os.PathLike) 
         "byte_ids": [vocab[s] for s in symbols],
         "classes": probe_classes(),
     }
-    out = Path(out_dir) / COMPACT_DIR
+    out = Path(out_dir) / TOKENIZER_BPE_DIR
     tmp = Path(tempfile.mkdtemp(prefix=".tokenizer.bpe.", dir=out_dir))
     try:
         (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")

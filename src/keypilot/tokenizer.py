@@ -144,7 +144,56 @@ def seed_strings() -> list[str]:
 # ----------------------------------------------------------------------------- the tokenizer
 
 
-class KeyPilotTokenizer:
+class TokenizerBase:
+    """What KeyPilot's two tokenizers derive from ``encode`` / ``encode_batch`` / ``decode`` and
+    the special tokens' ids: this one, and the ONNX predictor's compact one (``keypilot.bpe``)."""
+
+    def _set_special_ids(self, ids: dict[str, int]) -> None:
+        """``ids``: every ``SPECIAL_TOKENS`` token's id."""
+        self.pad_id, self.unk_id, self.cls_id = ids[PAD], ids[UNK], ids[CLS]
+        self.sep_id, self.mask_id, self.eos_id = ids[SEP], ids[MASK], ids[EOS]
+        self.task_ids: tuple[int, ...] = tuple(ids[t] for t in TASK_TOKENS)  # TASKS order
+        self.layout_ids: tuple[int, ...] = tuple(ids[t] for t in LAYOUT_TOKENS)  # LAYOUTS order
+        self.special_ids: frozenset[int] = frozenset(ids.values())
+
+    def encode(self, text: str) -> list[int]:
+        raise NotImplementedError
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        raise NotImplementedError
+
+    def decode(self, ids: Iterable[int]) -> str:
+        raise NotImplementedError
+
+    def task_token_id(self, task: str) -> int:
+        return self.task_ids[TASKS.index(task)]
+
+    def layout_token_id(self, layout: str) -> int:
+        return self.layout_ids[LAYOUTS.index(layout)]
+
+    def encode_target(self, text: str) -> list[int]:
+        """Ids of a target in the form targets are learned in: with a leading space when it
+        starts with a Latin letter or digit, so ``"tomorrow"`` is the single token ``" tomorrow"``."""
+        return self.encode(" " + text if _starts_word(text) else text)
+
+    def encode_targets(self, texts: list[str]) -> list[list[int]]:
+        """``encode_target`` of many texts at once."""
+        return self.encode_batch([" " + t if _starts_word(t) else t for t in texts])
+
+    def decode_target(self, ids: Iterable[int]) -> str:
+        """Inverse of ``encode_target``: drops the leading space it adds.
+
+        Exact for every target that does not itself start with a space followed by a Latin
+        letter or digit (word targets never do).
+        """
+        text = self.decode(ids)
+        return text[1:] if text.startswith(" ") and _starts_word(text[1:]) else text
+
+    def is_single_token(self, text: str) -> bool:
+        return len(self.encode(text)) == 1
+
+
+class KeyPilotTokenizer(TokenizerBase):
     """A trained byte-level BPE plus KeyPilot's special, task and layout tokens.
 
     ``encode`` never produces special tokens (text that looks like ``<eos>`` is encoded as
@@ -158,11 +207,7 @@ class KeyPilotTokenizer:
         missing = [tok for tok, i in ids.items() if i is None]
         if missing:
             raise ValueError(f"not a KeyPilot tokenizer: missing {', '.join(missing)}")
-        self.pad_id, self.unk_id, self.cls_id = ids[PAD], ids[UNK], ids[CLS]
-        self.sep_id, self.mask_id, self.eos_id = ids[SEP], ids[MASK], ids[EOS]
-        self.task_ids: tuple[int, ...] = tuple(ids[t] for t in TASK_TOKENS)  # TASKS order
-        self.layout_ids: tuple[int, ...] = tuple(ids[t] for t in LAYOUT_TOKENS)  # LAYOUTS order
-        self.special_ids: frozenset[int] = frozenset(ids.values())
+        self._set_special_ids(ids)
 
     # Pickled (DataLoader workers) as its JSON: the Rust object's own pickling drops the
     # encode_special_tokens switch.
@@ -188,12 +233,6 @@ class KeyPilotTokenizer:
     def vocab_size(self) -> int:
         return self._tok.get_vocab_size(with_added_tokens=True)
 
-    def task_token_id(self, task: str) -> int:
-        return self.task_ids[TASKS.index(task)]
-
-    def layout_token_id(self, layout: str) -> int:
-        return self.layout_ids[LAYOUTS.index(layout)]
-
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text`` (no special tokens added)."""
         return self._tok.encode(text, add_special_tokens=False).ids
@@ -206,32 +245,11 @@ class KeyPilotTokenizer:
         """Text of ``ids``; special tokens (padding, ``<eos>``...) are dropped."""
         return self._tok.decode([int(i) for i in ids if int(i) >= 0], skip_special_tokens=True)
 
-    def encode_target(self, text: str) -> list[int]:
-        """Ids of a target in the form targets are learned in: with a leading space when it
-        starts with a Latin letter or digit, so ``"tomorrow"`` is the single token ``" tomorrow"``."""
-        return self.encode(" " + text if _starts_word(text) else text)
-
-    def encode_targets(self, texts: list[str]) -> list[list[int]]:
-        """``encode_target`` of many texts at once."""
-        return self.encode_batch([" " + t if _starts_word(t) else t for t in texts])
-
-    def decode_target(self, ids: Iterable[int]) -> str:
-        """Inverse of ``encode_target``: drops the leading space it adds.
-
-        Exact for every target that does not itself start with a space followed by a Latin
-        letter or digit (word targets never do).
-        """
-        text = self.decode(ids)
-        return text[1:] if text.startswith(" ") and _starts_word(text[1:]) else text
-
     def token(self, token_id: int) -> str | None:
         """The text of one token id (``None`` for a special token or an unknown id)."""
         if token_id in self.special_ids or self._tok.id_to_token(token_id) is None:
             return None
         return self.decode([token_id])
-
-    def is_single_token(self, text: str) -> bool:
-        return len(self.encode(text)) == 1
 
 
 # ----------------------------------------------------------------------------- training
