@@ -21,11 +21,16 @@ from keypilot.config import load_config
 from keypilot.inference.export import export_run
 from keypilot.inference.onnx_predictor import MANIFEST_FILE, make_session
 from keypilot.inference.parity import parity_report
+from keypilot.inference.predictor import load_model
 from keypilot.inference.quantize import gemm_to_matmul
-from keypilot.labels import EXPERTS
+from keypilot.labels import EXPERTS, LAYOUTS
+from keypilot.run_folder import FUSION_FILE
 from keypilot.models.keypilot_model import KeyPilotModel
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+TEST_OFFSETS = {"EN": 0.5, "ZH": -0.25, "SYM": 1.0, "EMOJI": 0.0, "NUM": -0.5}
 
 
 def make_tiny_export(folder: Path) -> tuple[Path, Path, Path]:
@@ -48,6 +53,10 @@ def make_tiny_export(folder: Path) -> tuple[Path, Path, Path]:
                 param.fill_(0.8)
         model.decoder.token_emb.weight.mul_(40)
     model.save_pretrained(run)
+    # Layout offsets as fitted on validation (fit_fusion): both predictors and the keystroke
+    # graph must decide with them.
+    fusion = {"prior_weight": float(model.decoder.prior_weight.detach()), "layout_offsets": TEST_OFFSETS}
+    (run / FUSION_FILE).write_text(json.dumps(fusion), encoding="utf-8")
     export_run(run, export, int8=True, calib_images=4, calib_data=data, parity=False)
     return run, data, export
 
@@ -60,7 +69,7 @@ def tiny_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, P
 @pytest.fixture(scope="module")
 def parity(tiny_export: tuple[Path, Path, Path]) -> dict:
     run, data, export = tiny_export
-    return parity_report(KeyPilotModel.from_pretrained(run), export, data, int8=True, num=4)
+    return parity_report(load_model(run), export, data, int8=True, num=4)
 
 
 def test_fp32_graphs_match_torch(parity: dict) -> None:
@@ -79,6 +88,15 @@ def test_int8_graphs_close_to_torch(parity: dict) -> None:
     # The static-INT8 screen encoder keeps the visual tokens close (they are O(1)).
     assert int8["max_abs_diff_global_feat"] < 0.05
     assert int8["max_abs_diff_task_probs"] < 0.1
+
+
+def test_layout_offsets_are_part_of_the_decision(tiny_export: tuple[Path, Path, Path]) -> None:
+    # The run's fitted layout offsets reach the model both predictors decide with, and the
+    # exported keystroke graph (test_fp32_graphs_match_torch compares its logits with that model's).
+    run, _, _ = tiny_export
+    offsets = load_model(run).layout_router.logit_offset.tolist()
+    assert offsets == [TEST_OFFSETS[layout] for layout in LAYOUTS]
+    assert KeyPilotModel.from_pretrained(run).layout_router.logit_offset.tolist() == [0.0] * len(LAYOUTS)
 
 
 def test_manifest_describes_every_graph(tiny_export: tuple[Path, Path, Path]) -> None:

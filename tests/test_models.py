@@ -317,3 +317,18 @@ def test_beam_first_token_mask(model: KeyPilotModel) -> None:
             assert 50 <= tokens[0] < 60  # the first token obeys the first mask
             assert all(10 <= t < 200 for t in tokens)  # the rest obey the allowed mask
             assert len(tokens) == 1  # then eos, allowed again after the first token
+
+
+def test_layout_offsets_shift_the_routers_logits_and_are_not_weights() -> None:
+    # The decision's per-layout offsets (fitted on validation after training, fit_fusion) are
+    # added to the logits as they are, and a checkpoint does not carry them.
+    from keypilot.models.routers import LayoutRouter
+
+    torch.manual_seed(0)
+    router = LayoutRouter(16, layers=1, heads=2, ffn=32, hysteresis_bias=0.3, switch_threshold=0.8, prior_features=3).eval()
+    h, prev, features = torch.randn(4, 16), torch.tensor([0, 1, 2, 3]), torch.rand(4, 3)
+    before = router(h, prev, features)
+    offsets = torch.tensor([-1.0, 0.0, 2.5, 0.5, -2.0])
+    router.logit_offset.copy_(offsets)
+    torch.testing.assert_close(router(h, prev, features), before + offsets)
+    assert "logit_offset" not in router.state_dict()

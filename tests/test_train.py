@@ -15,6 +15,7 @@ from conftest import data_copy, read_metrics, shared_data, write_config
 
 from keypilot.cli import main as cli_main
 from keypilot.config import load_config
+from keypilot.labels import LAYOUTS
 from keypilot.train import loop
 from keypilot.train.checkpoint import list_checkpoints, load_checkpoint
 
@@ -53,6 +54,17 @@ def test_short_run_writes_every_run_folder_file(tmp_path, tmp_path_factory):
     assert fitted["records"] > 0 and str(float(fitted["prior_weight"])) in {str(float(b)) for b in fitted["top5"]}
     if "suggestion_weight" in fitted:  # val suggestions with copy candidates from the screen
         assert fitted["suggestion_records"] > 0 and set(fitted["suggestion_exact"]) == set(fitted["top5"])
+    # ... and the layout router's offsets: balanced accuracy no worse on val, overall accuracy
+    # within the bound, and the predictor decides with them.
+    from keypilot.inference.fit_fusion import MAX_ACCURACY_COST, OFFSET_GRID
+    from keypilot.inference.predictor import Predictor
+
+    assert list(fitted["layout_offsets"]) == list(LAYOUTS) and set(fitted["layout_offsets"].values()) <= set(OFFSET_GRID)
+    fit = fitted["layout_fit"]
+    assert fit["balanced_after"] >= fit["balanced_before"]
+    assert fit["accuracy_after"] >= fit["accuracy_before"] - MAX_ACCURACY_COST - 1e-6
+    loaded = Predictor.from_pretrained(run).model.layout_router.logit_offset.tolist()
+    assert loaded == [fitted["layout_offsets"][layout] for layout in LAYOUTS]
     # The tokenizer was trained (the data folder has none) and the config records the overrides.
     assert json.loads((run / "tokenizer.json").read_text(encoding="utf-8"))
     saved = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))

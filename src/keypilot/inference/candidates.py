@@ -276,6 +276,16 @@ def load_prior_weight(run_dir: str | Path, learned: float, key: str = "prior_wei
     return float(learned)
 
 
+def load_layout_offsets(run_dir: str | Path) -> list[float] | None:
+    """The layout router's per-layout logit offsets fitted on the validation split
+    (``RUN/fusion.json`` -> ``layout_offsets``, LAYOUTS order), or None when the run has none."""
+    path = Path(run_dir) / FUSION_FILE
+    if not path.is_file():
+        return None
+    offsets = json.loads(path.read_text(encoding="utf-8")).get("layout_offsets")
+    return [float(offsets[layout]) for layout in LAYOUTS] if offsets else None
+
+
 def stage_times(screen_ms: float, keystroke_start: float, priors_done: float, network_done: float) -> dict[str, float]:
     """A keystroke's stage times in ms so far: the screen encoder (0 when cached), the priors,
     the network's keystroke pass (text encoder, fusion, routers)."""

@@ -40,6 +40,7 @@ from torch import Tensor, nn
 
 from keypilot.bpe import save_compact
 from keypilot.inference.candidates import load_prior_weight
+from keypilot.inference.predictor import load_model
 from keypilot.inference.token_table import save_table
 from keypilot.run_folder import MANIFEST_FILE, PRIORS_DIR, TOKENIZER_FILE
 from keypilot.labels import EXPERTS, LAYOUTS, TASKS
@@ -235,7 +236,7 @@ def export_run(run: Path, out: Path, int8: bool = False, calib_images: int = 32,
 
     run, out = Path(run), Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    model = KeyPilotModel.from_pretrained(run)
+    model = load_model(run)  # with the layout offsets: the keystroke graph decides with them
     cfg = model.config["model"]
     graphs = export_fp32(model, out)
     shutil.copyfile(run / TOKENIZER_FILE, out / TOKENIZER_FILE)

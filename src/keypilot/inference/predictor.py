@@ -39,6 +39,7 @@ from keypilot.inference.candidates import (
     CandidateFusion,
     KeystrokeNet,
     answer,
+    load_layout_offsets,
     load_prior_weight,
     load_priors,
     stage_times,
@@ -100,6 +101,18 @@ class LanguageMasks:
         return self._masks[layout, phrase]
 
 
+def load_model(run_dir: str | Path) -> Any:
+    """The run's model (eval mode) as both predictors decide with it: its weights, and the layout
+    router's offsets fitted on the validation split when ``RUN/fusion.json`` has them."""
+    from keypilot.models.keypilot_model import KeyPilotModel
+
+    model = KeyPilotModel.from_pretrained(run_dir).eval()
+    offsets = load_layout_offsets(run_dir)
+    if offsets is not None:
+        model.layout_router.logit_offset.copy_(torch.tensor(offsets))
+    return model
+
+
 class Predictor:
     """A trained run on one device, answering keystrokes (``predict``) or records (``predict_batch``).
 
@@ -132,15 +145,15 @@ class Predictor:
     @classmethod
     def from_pretrained(cls, run_dir: str | Path, device: str = "cpu", cache_size: int = SCREEN_CACHE_SIZE) -> Predictor:
         """Load ``RUN/config.yaml`` + ``RUN/model.safetensors``, ``RUN/tokenizer.json`` and, when the
-        run has them, ``RUN/priors/`` and ``RUN/fusion.json``; ``cache_size`` encoded screens are kept."""
-        from keypilot.models.keypilot_model import KeyPilotModel
+        run has them, ``RUN/priors/`` and ``RUN/fusion.json`` (beta, the layout offsets); ``cache_size``
+        encoded screens are kept."""
         from keypilot.tokenizer import KeyPilotTokenizer
 
         run_dir = Path(run_dir)
         missing = missing_run_files(run_dir)
         if missing:
             raise FileNotFoundError(f"{run_dir / missing[0]} is missing: not a trained run folder")
-        model = KeyPilotModel.from_pretrained(run_dir)
+        model = load_model(run_dir)
         return cls(model, KeyPilotTokenizer.from_file(run_dir / TOKENIZER_FILE), device, cache_size,
                    priors=load_priors(run_dir),
                    prior_weight=load_prior_weight(run_dir, learned := float(model.decoder.prior_weight.detach())),

@@ -106,6 +106,10 @@ class LayoutRouter(nn.Module):
         self.codebook = nn.Parameter(torch.randn(len(LAYOUTS), d_model) * 0.02)
         self.hysteresis_bias = hysteresis_bias
         self.switch_threshold = switch_threshold
+        # Per-layout offsets of the decision, fitted on the validation split after training
+        # (keypilot.inference.fit_fusion.fit_layout_offsets) and set by the predictor and the
+        # export from RUN/fusion.json; zeros while training, and not part of the weights.
+        self.register_buffer("logit_offset", torch.zeros(len(LAYOUTS)), persistent=False)
         nn.init.normal_(self.prev_emb.weight, std=0.02)
 
     def forward(self, h_t: Tensor, prev_layout: Tensor, prior_features: Tensor | None = None) -> Tensor:
@@ -115,7 +119,7 @@ class LayoutRouter(nn.Module):
         x = torch.stack([self.lay_token.expand(b, -1), self.prev_emb(prev_layout), h_t], dim=1) + self.pos_emb
         for block in self.blocks:
             x = block(x)
-        return self.head(self.norm(x[:, -1]))
+        return self.head(self.norm(x[:, -1])) + self.logit_offset
 
     def choose(self, layout_logits: Tensor, prev_layout: Tensor | None) -> Tensor:
         """Eval-mode layout: hysteresis against ``prev_layout`` when known, else the argmax. ``B``."""

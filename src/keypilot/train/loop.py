@@ -398,6 +398,10 @@ def _train(config: dict, data_dir: Path, run_dir: Path, resume: bool, skip_bad: 
             if fitted:
                 logger.info(f"prior weight: learned {fitted['learned']:.3f}, fitted {fitted['prior_weight']:.3f} on "
                             f"{fitted['records']} validation records (candidate top-5 {max(fitted['top5'].values()):.3f})")
+                fit = fitted["layout_fit"]
+                logger.info(f"layout offsets {fitted['layout_offsets']}: validation balanced accuracy "
+                            f"{fit['balanced_before']:.3f} -> {fit['balanced_after']:.3f}, accuracy "
+                            f"{fit['accuracy_before']:.3f} -> {fit['accuracy_after']:.3f}")
     finally:
         log.close()
     # Under DDP every rank prints this; equal checksums mean the replicas stayed in sync.
