@@ -266,23 +266,23 @@ def load_priors(run_dir: str | Path) -> Any:
     return Priors.load(folder)
 
 
+def _fitted(run_dir: str | Path) -> dict[str, Any] | None:
+    """What was fitted on the run's validation split (``RUN/fusion.json``), None when nothing was."""
+    path = Path(run_dir) / FUSION_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
 def load_prior_weight(run_dir: str | Path, learned: float, key: str = "prior_weight") -> float:
     """beta: the weight fitted on the validation split (``fusion.json``) when the run has one,
     else the one the model learned. ``key="suggestion_weight"``: the suggestion's beta."""
-    path = Path(run_dir) / FUSION_FILE
-    if path.is_file():
-        fitted = json.loads(path.read_text(encoding="utf-8"))
-        return float(fitted.get(key, fitted["prior_weight"]))
-    return float(learned)
+    fitted = _fitted(run_dir)
+    return float(fitted.get(key, fitted["prior_weight"])) if fitted is not None else float(learned)
 
 
 def load_layout_offsets(run_dir: str | Path) -> list[float] | None:
     """The layout router's per-layout logit offsets fitted on the validation split
     (``RUN/fusion.json`` -> ``layout_offsets``, LAYOUTS order), or None when the run has none."""
-    path = Path(run_dir) / FUSION_FILE
-    if not path.is_file():
-        return None
-    offsets = json.loads(path.read_text(encoding="utf-8")).get("layout_offsets")
+    offsets = (_fitted(run_dir) or {}).get("layout_offsets")
     return [float(offsets[layout]) for layout in LAYOUTS] if offsets else None
 
 
