@@ -38,68 +38,72 @@ BETA_SCALES: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0,
 TOP_K = 5
 
 
-def fit_prior_weight(predictor: Any, records: list[Any], batch_size: int = 32) -> dict[str, Any]:
-    """Candidate top-5 on ``records`` (corrections and completions) for every beta of the grid.
+def best_weight(hits: dict[float, int], scored: int, learned: float) -> tuple[float, dict[float, float]]:
+    """The beta of ``hits`` (beta -> records hit) with the best accuracy, ties going to the one
+    closest to ``learned``; and the accuracy of every beta."""
+    accuracy = {beta: count / scored if scored else 0.0 for beta, count in hits.items()}
+    return max(hits, key=lambda beta: (accuracy[beta], -abs(beta - learned))), accuracy
 
-    Returns ``{"prior_weight": best beta, "learned": the model's beta, "records": n,
-    "top5": {beta: accuracy}}``; ties go to the beta closest to the learned one.
+
+class ValidationPass:
+    """What every fit needs, gathered in one pass of the network over the validation records.
+
+    For each beta of ``grid``: how many candidate records (corrections, completions) have their
+    target in the top 5 of the fused list, and how many suggestion records whose prior has copy
+    candidates for the layout shown get exactly their target. For the layout fit: the router's
+    raw logits (without the offsets the model was loaded with), each record's previous layout
+    and its label.
     """
-    fusion = predictor.fusion
-    learned = float(predictor.model.decoder.prior_weight.detach())
-    grid = sorted({round(learned * scale, 4) for scale in BETA_SCALES})
-    hits = dict.fromkeys(grid, 0)
-    scored = 0
-    original = fusion.prior_weight
-    try:
-        for batch in predictor.network_batches([r for r in records if r.task in CANDIDATE_TASKS], batch_size,
-                                               suggestions=False):
-            for i, record in enumerate(batch.records):
-                layout = LAYOUTS[batch.nets[i].layout]
-                priors = batch.priors[i]
-                prior = getattr(priors, PRIOR_LIST[record.task]).get(layout, []) if priors is not None else []
-                logits = batch.first_logits[record.task][i]
-                proposals, prefix = proposal_rule(record.task, record.context, priors, layout)
-                scored += 1
-                for beta in grid:
-                    fusion.prior_weight = beta
-                    ranked = fusion.rank(logits, prior, layout, TOP_K, proposals, prefix=prefix)
-                    hits[beta] += top_k_hit([c.text for c in ranked], record.target, TOP_K)
-    finally:
-        fusion.prior_weight = original
-    top5 = {beta: hits[beta] / scored if scored else 0.0 for beta in grid}
-    best = max(grid, key=lambda beta: (top5[beta], -abs(beta - learned)))
-    result = {"prior_weight": best, "learned": learned, "records": scored, "top5": top5}
-    return result | fit_suggestion_weight(predictor, records, grid, learned, batch_size)
+
+    def __init__(self, predictor: Any, records: list[Any], grid: list[float], batch_size: int = 32) -> None:
+        fusion = predictor.fusion
+        self.candidate_hits, self.candidates = dict.fromkeys(grid, 0), 0
+        self.suggestion_hits, self.suggestions = dict.fromkeys(grid, 0), 0
+        current = predictor.model.layout_router.logit_offset.detach().cpu()
+        logits, prev, labels = [], [], []
+        original = fusion.prior_weight, fusion.suggestion_weight
+        try:
+            for batch in predictor.network_batches(records, batch_size):
+                for i, record in enumerate(batch.records):
+                    layout = LAYOUTS[batch.nets[i].layout]
+                    priors = batch.priors[i]
+                    if record.task in CANDIDATE_TASKS:
+                        self.candidates += 1
+                        prior = getattr(priors, PRIOR_LIST[record.task]).get(layout, []) if priors is not None else []
+                        proposals, prefix = proposal_rule(record.task, record.context, priors, layout)
+                        for beta in grid:
+                            fusion.prior_weight = beta
+                            ranked = fusion.rank(batch.first_logits[record.task][i], prior, layout, TOP_K, proposals,
+                                                 prefix=prefix)
+                            self.candidate_hits[beta] += top_k_hit([c.text for c in ranked], record.target, TOP_K)
+                    copies = priors.suggestions.get(layout, []) if priors is not None else []
+                    if record.task == "suggestion" and copies:
+                        self.suggestions += 1
+                        for beta in grid:
+                            fusion.suggestion_weight = beta
+                            chosen = fusion.suggest(batch.first_logits["suggestion"][i], copies,
+                                                    batch.suggestions.get(i), layout)
+                            self.suggestion_hits[beta] += chosen is not None and top_k_hit([chosen.text], record.target, 1)
+                logits.append(torch.as_tensor(batch.arrays["layout_logits"]) - current)
+                prev += [LAYOUT_INDEX[r.prev_layout] for r in batch.records]
+                labels += [LAYOUT_INDEX[r.layout] for r in batch.records]
+        finally:
+            fusion.prior_weight, fusion.suggestion_weight = original
+        self.layout_logits = torch.cat(logits).float()
+        self.prev_layout, self.layout = torch.tensor(prev), torch.tensor(labels)
 
 
-def fit_suggestion_weight(predictor: Any, records: list[Any], grid: list[float], learned: float,
-                          batch_size: int = 32) -> dict[str, Any]:
-    """Suggestion exact match for every beta of ``grid`` on the suggestion records whose prior
-    has copy candidates for the layout shown: ``{"suggestion_weight", "suggestion_records",
-    "suggestion_exact"}`` (empty when there is none)."""
-    fusion = predictor.fusion
-    hits = dict.fromkeys(grid, 0)
-    scored = 0
-    original = fusion.suggestion_weight
-    try:
-        for batch in predictor.network_batches([r for r in records if r.task == "suggestion"], batch_size):
-            for i, record in enumerate(batch.records):
-                layout = LAYOUTS[batch.nets[i].layout]
-                copies = batch.priors[i].suggestions.get(layout, []) if batch.priors[i] is not None else []
-                if not copies:
-                    continue
-                scored += 1
-                for beta in grid:
-                    fusion.suggestion_weight = beta
-                    chosen = fusion.suggest(batch.first_logits["suggestion"][i], copies, batch.suggestions.get(i), layout)
-                    hits[beta] += chosen is not None and top_k_hit([chosen.text], record.target, 1)
-    finally:
-        fusion.suggestion_weight = original
-    if not scored:
-        return {}
-    exact = {beta: hits[beta] / scored for beta in grid}
-    best = max(grid, key=lambda beta: (exact[beta], -abs(beta - learned)))
-    return {"suggestion_weight": best, "suggestion_records": scored, "suggestion_exact": exact}
+def fit_prior_weights(scores: ValidationPass, learned: float) -> dict[str, Any]:
+    """beta for the candidates (candidate top-5) and for the suggestion's copy candidates (exact
+    match; only when some validation suggestion has copy candidates). Returns ``{"prior_weight",
+    "learned", "records", "top5": {beta: accuracy}}`` plus ``{"suggestion_weight",
+    "suggestion_records", "suggestion_exact"}``."""
+    best, top5 = best_weight(scores.candidate_hits, scores.candidates, learned)
+    result = {"prior_weight": best, "learned": learned, "records": scores.candidates, "top5": top5}
+    if scores.suggestions:
+        best, exact = best_weight(scores.suggestion_hits, scores.suggestions, learned)
+        result |= {"suggestion_weight": best, "suggestion_records": scores.suggestions, "suggestion_exact": exact}
+    return result
 
 
 # Offsets tried for each layout's logit, and the most overall layout accuracy (on the validation
@@ -109,30 +113,22 @@ OFFSET_SWEEPS = 3
 MAX_ACCURACY_COST = 0.01
 
 
-def fit_layout_offsets(predictor: Any, records: list[Any], batch_size: int = 32) -> dict[str, Any]:
-    """Per-layout offsets on the layout router's logits for the validation records' balanced
-    accuracy (the mean of the five per-layout accuracies of the layout shown, after hysteresis
-    against each record's previous layout), by coordinate ascent over ``OFFSET_GRID``.
+def fit_layout_offsets(raw: torch.Tensor, prev_layout: torch.Tensor, truth: torch.Tensor, bias: float,
+                       threshold: float) -> dict[str, Any]:
+    """Per-layout offsets on the layout router's raw logits ``N x 5`` for the validation records'
+    balanced accuracy (the mean of the five per-layout accuracies of the layout shown, after
+    hysteresis with ``bias`` and ``threshold`` against each record's previous layout ``N``;
+    labels ``truth`` ``N``), by coordinate ascent over ``OFFSET_GRID``.
 
     The router is trained on labels where SYM and EMOJI are rare, and its argmax favours the
     common layouts; the per-layout targets weigh every layout alike. An offset set is taken
     only if it costs at most ``MAX_ACCURACY_COST`` of overall accuracy. Returns
     ``{"layout_offsets": {layout: offset}, "layout_fit": {...accuracies before and after}}``.
     """
-    router = predictor.model.layout_router
-    current = router.logit_offset.detach().cpu()
-    logits, prev, labels = [], [], []
-    for batch in predictor.network_batches(records, batch_size, suggestions=False):
-        logits.append(torch.as_tensor(np.stack([net.layout_logits for net in batch.nets])) - current)
-        prev += [LAYOUT_INDEX[r.prev_layout] for r in batch.records]
-        labels += [LAYOUT_INDEX[r.layout] for r in batch.records]
-    raw = torch.cat(logits).float()
-    prev_t, truth = torch.tensor(prev), torch.tensor(labels)
     present = [i for i in range(len(LAYOUTS)) if (truth == i).any()]
 
     def scores(offsets: np.ndarray) -> tuple[float, float]:
-        shown, _ = apply_hysteresis(raw + torch.as_tensor(offsets, dtype=raw.dtype), prev_t, router.hysteresis_bias,
-                                    router.switch_threshold)
+        shown, _ = apply_hysteresis(raw + torch.as_tensor(offsets, dtype=raw.dtype), prev_layout, bias, threshold)
         hit = shown == truth
         return float(np.mean([hit[truth == i].float().mean() for i in present])), float(hit.float().mean())
 
@@ -148,7 +144,7 @@ def fit_layout_offsets(predictor: Any, records: list[Any], batch_size: int = 32)
                 if accuracy >= accuracy0 - MAX_ACCURACY_COST and balanced > best[0] + 1e-9:
                     offsets, best = trial, (balanced, accuracy)
     return {"layout_offsets": dict(zip(LAYOUTS, offsets.round(2).tolist())),
-            "layout_fit": {"records": len(labels), "balanced_before": balanced0, "balanced_after": best[0],
+            "layout_fit": {"records": len(truth), "balanced_before": balanced0, "balanced_after": best[0],
                            "accuracy_before": accuracy0, "accuracy_after": best[1]}}
 
 
@@ -161,7 +157,12 @@ def fit_and_save(run_dir: str | Path, val_records: list[Any], device: str = "cpu
     predictor = Predictor.from_pretrained(run_dir, device=device)
     if predictor.priors is None or not any(r.task in CANDIDATE_TASKS for r in val_records):
         return None
-    result = fit_prior_weight(predictor, val_records) | fit_layout_offsets(predictor, val_records)
+    learned = float(predictor.model.decoder.prior_weight.detach())
+    grid = sorted({round(learned * scale, 4) for scale in BETA_SCALES})
+    scores = ValidationPass(predictor, val_records, grid)
+    router = predictor.model.layout_router
+    result = fit_prior_weights(scores, learned) | fit_layout_offsets(
+        scores.layout_logits, scores.prev_layout, scores.layout, router.hysteresis_bias, router.switch_threshold)
     for key in ("top5", "suggestion_exact"):
         if key in result:
             result[key] = {str(beta): value for beta, value in result[key].items()}
