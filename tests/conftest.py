@@ -6,6 +6,7 @@ Nothing here imports torch at module level: collecting the torch-free tests must
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -128,3 +129,12 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def password_focused(screen):
+    """``screen`` (a generated form) with its password field focused and it and the fields below
+    it empty, as while a password is typed: the generator makes no such sample, since the
+    keyboard predicts nothing in a password field, but both renderers must still draw it masked."""
+    at = next(i for i, field in enumerate(screen.fields) if field.kind == "password")
+    fields = [dataclasses.replace(field, value="") if i >= at else field for i, field in enumerate(screen.fields)]
+    return dataclasses.replace(screen, focus=at, fields=fields)

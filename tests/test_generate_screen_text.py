@@ -10,6 +10,7 @@ import random
 import re
 from collections import Counter
 
+from conftest import password_focused
 from PIL import Image
 
 from keypilot.data.generate import iter_steps, render_step
@@ -78,10 +79,8 @@ def test_chat_title_and_last_message_are_drawn_lines() -> None:
 def _password_typed(step, secret: str = "Sunset2041!"):
     """``step``'s screen with its password field focused while ``secret`` is typed in it (the
     generator makes no such sample: the keyboard predicts nothing there)."""
-    fields = step.screen.fields
-    at = next(i for i, f in enumerate(fields) if f.kind == "password")
-    screen = dataclasses.replace(step.screen, focus=at, fields=[dataclasses.replace(f, value="") if i >= at else f for i, f in enumerate(fields)])
-    return dataclasses.replace(step, screen=screen, moment=dataclasses.replace(step.moment, context=secret, candidates=[]))
+    return dataclasses.replace(step, screen=password_focused(step.screen),
+                               moment=dataclasses.replace(step.moment, context=secret, candidates=[]))
 
 
 def test_no_sample_in_a_password_field_and_no_password_read() -> None:

@@ -3,11 +3,11 @@ the DOM's, the pixels are stable, and a data set drawn by it is valid records.""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
 import pytest
+from conftest import password_focused
 
 from keypilot.data.generate.html.browser import unavailable_reason
 
@@ -104,10 +104,7 @@ def test_password_text_is_dots_only(renderer: HtmlRenderer) -> None:
     for step in steps:
         m = step.moment
         password = next(f.value for f in step.screen.fields if f.kind == "password")
-        at = next(i for i, f in enumerate(step.screen.fields) if f.kind == "password")
-        typing = dataclasses.replace(step.screen, focus=at, fields=[dataclasses.replace(f, value="") if i >= at else f
-                                                                    for i, f in enumerate(step.screen.fields)])
-        for screen, typed, masked in ((step.screen, m.context, False), (typing, password, True)):
+        for screen, typed, masked in ((step.screen, m.context, False), (password_focused(step.screen), password, True)):
             _, _, lines = renderer.render(step.session, step.render_seed, screen, step.user, True, typed, "EN",
                                           [], composing_buffer(m) if not masked else "", masked)
             texts = [t.text for t in lines]
