@@ -22,7 +22,7 @@ from keypilot.inference.export import export_run
 from keypilot.inference.onnx_predictor import MANIFEST_FILE, make_session
 from keypilot.inference.parity import parity_report
 from keypilot.inference.predictor import load_model
-from keypilot.inference.quantize import gemm_to_matmul
+from keypilot.inference.quantize import compact_names, gemm_to_matmul
 from keypilot.labels import EXPERTS, LAYOUTS
 from keypilot.run_folder import FUSION_FILE
 from keypilot.models.keypilot_model import KeyPilotModel
@@ -33,9 +33,10 @@ ROOT = Path(__file__).resolve().parents[1]
 TEST_OFFSETS = {"EN": 0.5, "ZH": -0.25, "SYM": 1.0, "EMOJI": 0.0, "NUM": -0.5}
 
 
-def make_tiny_export(folder: Path) -> tuple[Path, Path, Path]:
+def make_tiny_export(folder: Path, shared_embedding: bool = False) -> tuple[Path, Path, Path]:
     """(run, data, export) of an untrained tiny model with FP32 and INT8 graphs; built once per
-    test session and shared by ``test_onnx_predictor.py``."""
+    test session and shared by ``test_onnx_predictor.py``. ``shared_embedding``: the text
+    encoder reads the decoder's token table."""
     from keypilot.data.generate import generate_dataset
     from keypilot.tokenizer import train_tokenizer
 
@@ -46,7 +47,9 @@ def make_tiny_export(folder: Path) -> tuple[Path, Path, Path]:
     run.mkdir(parents=True, exist_ok=True)
     train_tokenizer(data / "train.jsonl", run / "tokenizer.json")
     torch.manual_seed(0)
-    model = KeyPilotModel.from_config(load_config(ROOT / "configs" / "tiny.yaml"))
+    config = load_config(ROOT / "configs" / "tiny.yaml")
+    config["model"]["text_encoder"]["shared_embedding"] = shared_embedding
+    model = KeyPilotModel.from_config(config)
     with torch.no_grad():
         for name, param in model.named_parameters():
             if "gate" in name:
@@ -120,6 +123,30 @@ def test_vocabulary_matrix_stored_once_and_quantized(tiny_export: tuple[Path, Pa
     for file, dtype in (("decode_head.onnx", onnx.TensorProto.FLOAT), ("decode_head.int8.onnx", onnx.TensorProto.INT8)):
         tables = [t for t in onnx.load(str(export / file)).graph.initializer if np.prod(t.dims) == mc["vocab_size"] * mc["d_model"]]
         assert [t.data_type for t in tables] == [dtype], file
+
+
+def test_compact_names_keeps_outputs_exactly(tiny_export: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    export = tiny_export[2]
+    model = onnx.load(str(export / "screen.onnx"))
+    # the same scale written twice, as quantization writes one per consumer
+    model.graph.initializer.extend([onnx.numpy_helper.from_array(np.float32(0.5), name) for name in ("dup_a_scale", "dup_b_scale")])
+    model.graph.node.extend([onnx.helper.make_node("Mul", ["global_feat_raw", "dup_a_scale"], ["half_a"]),
+                             onnx.helper.make_node("Mul", ["half_a", "dup_b_scale"], ["global_feat"])])
+    for node in model.graph.node[:-2]:
+        node.output[:] = ["global_feat_raw" if name == "global_feat" else name for name in node.output]
+    onnx.save(model, str(tmp_path / "before.onnx"))
+    before = len(model.graph.initializer)
+    compact = compact_names(model)
+    onnx.save(compact, str(tmp_path / "after.onnx"))
+    names = [name for node in compact.graph.node for name in (*node.input, *node.output)]
+    assert all(len(name) <= 15 for name in names if name not in ("image", "global_feat", "roi_feats"))
+    assert len(compact.graph.initializer) == before - 1  # the duplicate scale is gone
+    mc = json.loads((export / MANIFEST_FILE).read_text(encoding="utf-8"))["config"]["model"]
+    image = np.random.default_rng(0).random((1, 3, mc["image_height"], mc["image_width"]), dtype=np.float32)
+    expected = make_session(tmp_path / "before.onnx").run(None, {"image": image})
+    got = make_session(tmp_path / "after.onnx").run(None, {"image": image})
+    for a, b in zip(expected, got, strict=True):
+        assert np.array_equal(a, b)
 
 
 def test_gemm_rewrite_keeps_outputs(tmp_path: Path) -> None:

@@ -185,6 +185,27 @@ def test_save_and_load_round_trip(tmp_path: Path, model: KeyPilotModel) -> None:
             assert torch.equal(value, loaded(**x)[key]), key
 
 
+def test_text_encoder_reads_the_decoders_table_when_shared(tmp_path: Path) -> None:
+    own = build()
+    config = tiny_config()
+    config["model"]["text_encoder"]["shared_embedding"] = True
+    shared = KeyPilotModel.from_config(config)
+    assert shared.encoder.text_encoder.token_emb is shared.decoder.token_emb
+    assert own.encoder.text_encoder.token_emb is not own.decoder.token_emb
+    d, hidden = config["model"]["d_model"], config["model"]["text_encoder"]["hidden"]
+    assert shared.encoder.text_encoder.token_proj.weight.shape == (hidden, d)
+
+    def count(m: KeyPilotModel) -> int:
+        return sum(p.numel() for p in m.parameters())
+
+    # one V x hidden table fewer, one d -> hidden projection more
+    assert count(own) - count(shared) == VOCAB * hidden - d * hidden
+    shared.save_pretrained(tmp_path / "run")  # safetensors stores the shared table once; loading ties it again
+    loaded = KeyPilotModel.from_pretrained(tmp_path / "run")
+    assert loaded.encoder.text_encoder.token_emb.weight is loaded.decoder.token_emb.weight
+    assert torch.equal(loaded.decoder.token_emb.weight, shared.decoder.token_emb.weight)
+
+
 def test_pretrained_fails_fast() -> None:
     config = tiny_config()
     config["model"]["pretrained"] = True

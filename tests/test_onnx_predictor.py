@@ -191,3 +191,34 @@ def test_export_without_its_token_table_is_a_clear_error(tiny_export: tuple[Path
     (export / "keystroke.int8.tokens.npy").unlink()
     with pytest.raises(FileNotFoundError, match="token table"):
         OnnxPredictor.from_pretrained(export, int8=True)
+
+
+def test_shared_table_export_keeps_one_vocabulary_table(tmp_path_factory: pytest.TempPathFactory) -> None:
+    from keypilot.inference.parity import parity_report
+    from keypilot.inference.predictor import load_model
+    from keypilot.models.keypilot_model import KeyPilotModel
+
+    run, data, export = make_tiny_export(tmp_path_factory.getbasetemp() / "onnx-tiny-shared", shared_embedding=True)
+    spec = json.loads((export / "manifest.json").read_text(encoding="utf-8"))["int8_graphs"]["keystroke"]["token_table"]
+    assert spec["file"] == "decode_head.int8.onnx.data" and not (export / "keystroke.int8.tokens.npy").exists()
+    fp32 = parity_report(load_model(run), export, data, int8=False, num=2)["fp32"]  # the projection is in the graph
+    assert fp32["top5_agreement"] == fp32["layout_agreement"] == 1.0
+    predictor = OnnxPredictor.from_pretrained(export, int8=True)
+    table = KeyPilotModel.from_pretrained(run).decoder.token_emb.weight.detach().numpy()
+    ids = np.asarray([[0, 5, 17, len(table) - 1]])
+    rows = predictor.token_table.rows(ids)
+    assert rows.shape == (1, 4, table.shape[1])
+    assert np.abs(rows[0] - table[ids[0]]).max() <= spec["scale"] / 2 + 1e-6  # within half an int8 step
+    with pytest.raises(IndexError, match="outside the table"):
+        predictor.token_table.rows(np.asarray([len(table)]))
+    # the head reads the same matrix: the embeddings it returns for its best tokens are those rows
+    z = np.random.default_rng(0).normal(size=(1, table.shape[1])).astype(np.float32)
+    _, top_index, top_emb, _ = predictor.sessions["decode_head"].run(
+        None, {"z": z, "token_bias": np.zeros((1, len(table)), np.float32), "beam_scores": np.zeros(1, np.float32)})
+    np.testing.assert_allclose(top_emb, predictor.token_table.rows(top_index % len(table)), rtol=0, atol=1e-6)
+    record = _records(data, 1)[0]
+    assert predictor.predict(record.image, record.context).layout in LAYOUTS
+    data_file = export / spec["file"]
+    data_file.write_bytes(data_file.read_bytes()[:1000])
+    with pytest.raises(FileNotFoundError, match="token table"):
+        OnnxPredictor.from_pretrained(export, int8=True)

@@ -10,7 +10,9 @@ The model is cut where the predictor's work changes frequency (``docs/export.md`
   decoder's conditioning ``prefix = [h_t, e_task, e_layout] [1, 3, d]``. The text encoder's
   token embedding is not in the graph: it is ``keystroke.tokens.npy`` beside it (INT8:
   ``keystroke.int8.tokens.npy`` + ``.scale.npy``), whose rows the predictor reads from disk
-  (``keypilot.inference.token_table``), and the graph takes them as ``token_emb``;
+  (``keypilot.inference.token_table``), and the graph takes them as ``token_emb``. When the
+  text encoder reads the decoder's table, the INT8 export has no table of its own: the rows
+  are columns of the decode head's matrix (the manifest's ``token_table`` entry);
 - ``expert_<LANG>.onnx`` - one per language expert, run only for the active (top-1 or
   top-2) experts of this keystroke: ``prefix``, embeddings of the previous tokens -> the
   expert's output at the last position ``[B, d]``;
@@ -161,8 +163,36 @@ class DecodeHeadGraph(nn.Module):
 
 
 def text_token_table(model: KeyPilotModel) -> np.ndarray:
-    """The text encoder's token embedding ``[V, hidden]`` float32, the keystroke graph's ``token_emb`` rows."""
+    """The text encoder's token embedding ``[V, width]`` float32, the keystroke graph's ``token_emb``
+    rows (``width`` is d_model when the encoder reads the decoder's table)."""
     return model.encoder.text_encoder.token_emb.weight.detach().float().numpy()
+
+
+def shared_table_spec(head_path: Path) -> dict[str, Any]:
+    """Where the INT8 decode head at ``head_path`` keeps its vocabulary matrix ``[d, V]``: the
+    manifest's ``token_table`` entry that ``token_table.SharedTable`` reads the context's rows from.
+
+    The matrix is the int8 input of the head's ``Gather`` (the look-up of the chosen tokens),
+    dequantized by the ``DequantizeLinear`` after it with a per-tensor scale and zero point.
+    """
+    model = onnx.load(str(head_path), load_external_data=False)
+    graph = model.graph
+    initializers = {init.name: init for init in graph.initializer}
+    consumers = {name: node for node in graph.node for name in node.input}
+    for node in graph.node:
+        axis = next((attr.i for attr in node.attribute if attr.name == "axis"), 0)
+        table = initializers.get(node.input[0]) if node.op_type == "Gather" and axis == 1 else None
+        dequantize = consumers.get(node.output[0])
+        if table is None or dequantize is None or dequantize.op_type != "DequantizeLinear" or len(table.dims) != 2:
+            continue
+        scale, zero_point = (onnx.numpy_helper.to_array(initializers[name]) for name in dequantize.input[1:3])
+        location = {entry.key: entry.value for entry in table.external_data}
+        if table.data_type != onnx.TensorProto.INT8 or "location" not in location or scale.size != 1:
+            break
+        return {"initializer": table.name, "file": location["location"], "offset": int(location.get("offset", 0)),
+                "shape": list(table.dims), "scale": float(scale), "zero_point": int(zero_point)}
+    raise ValueError(f"{head_path}: no per-tensor int8 vocabulary matrix in external data behind a Gather; "
+                     "the INT8 head is not laid out as the shared token table expects")
 
 
 def _export(module: nn.Module, args: tuple[Tensor, ...], path: Path, spec: dict[str, Any]) -> None:
@@ -267,15 +297,18 @@ def export_run(run: Path, out: Path, int8: bool = False, calib_images: int = 32,
     if int8:
         screens = calibration_screens(calib_data or run, calib_images, cfg["image_height"], cfg["image_width"])
         int8_graphs = {}
+        shared = bool(cfg["text_encoder"].get("shared_embedding"))
         for name, spec in graphs.items():
             target = spec["file"].replace(".onnx", ".int8.onnx")
             if name == "screen":
                 quantize_screen_encoder(out / spec["file"], out / target, screens, cfg["backbone"].get("attention", "softmax"))
             else:
                 quantize_linear_graph(out / spec["file"], out / target)
-            if name == "keystroke":
+            if name == "keystroke" and not shared:
                 save_table(text_token_table(model), out / target, int8=True)
             int8_graphs[name] = {**spec, "file": target}
+        if shared:  # the context's rows are columns of the head's matrix: one copy of the table
+            int8_graphs["keystroke"]["token_table"] = shared_table_spec(out / int8_graphs["decode_head"]["file"])
         manifest["int8_graphs"] = int8_graphs
         static = "every op" if cfg["backbone"].get("attention", "softmax") == "linear" else "convolutions (MatMul dynamic)"
         manifest["int8_method"] = {"screen": f"static QDQ of {static}, per-channel, uint8 activations / int8 weights, "

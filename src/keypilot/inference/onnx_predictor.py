@@ -33,7 +33,7 @@ from keypilot.bpe import load_tokenizer
 from keypilot.inference.candidates import CandidateFusion, KeystrokeNet, answer, stage_times
 from keypilot.inference.postprocess import Candidate, Prediction, is_empty_field, keep_candidates, language_bias
 from keypilot.inference.privacy import is_private, withheld_prediction
-from keypilot.inference.token_table import TokenTable, table_paths
+from keypilot.inference.token_table import SharedTable, TokenTable, table_paths
 from keypilot.preprocess import (
     SCREEN_CACHE_SIZE,
     ImageInput,
@@ -56,10 +56,14 @@ from keypilot.run_folder import MANIFEST_FILE
 UNPACKED_GRAPHS: tuple[str, ...] = ("decode_head",)
 
 
-def make_session(path: Path, threads: int = 1, prepack: bool = True) -> ort.InferenceSession:
+def make_session(path: Path, threads: int = 1, prepack: bool = True,
+                 initializers: dict[str, ort.OrtValue] | None = None) -> ort.InferenceSession:
     """A CPU session with ``threads`` intra-op threads, all graph optimizations, no spinning,
-    no memory arena; ``prepack=False`` keeps the weights in the layout of the file."""
+    no memory arena; ``prepack=False`` keeps the weights in the layout of the file;
+    ``initializers``: weights the caller holds, used in place of the graph's own (not copied)."""
     options = ort.SessionOptions()
+    for name, value in (initializers or {}).items():
+        options.add_initializer(name, value)
     if not prepack:
         options.add_session_config_entry("session.disable_prepacking", "1")
     # The arena keeps the largest activations of every graph allocated for good; a keystroke
@@ -95,11 +99,22 @@ class OnnxPredictor:
         if key not in self.manifest:
             raise FileNotFoundError(f"{self.export_dir} has no INT8 graphs: export with --int8")
         graphs = self.manifest[key]
-        self.sessions = {name: make_session(self.export_dir / spec["file"], threads, prepack=name not in UNPACKED_GRAPHS)
+        # The text encoder's token embedding, looked up outside the keystroke graph (token_table.py):
+        # the columns of the decode head's matrix when the model shares one table, else its own table
+        # read from disk row by row. An export made before either has none: that graph takes ids.
+        shared = graphs["keystroke"].get("token_table")
+        self.token_table: TokenTable | SharedTable | None
+        head_weights: dict[str, ort.OrtValue] = {}
+        if shared:
+            self.token_table = SharedTable(self.export_dir, shared)
+            # The head reads the very mapping the look-ups read: the matrix is in memory once.
+            head_weights[shared["initializer"]] = ort.OrtValue.ortvalue_from_numpy(self.token_table.matrix)
+        else:
+            self.token_table = TokenTable.beside(self.export_dir / graphs["keystroke"]["file"])
+        self.sessions = {name: make_session(self.export_dir / spec["file"], threads, prepack=name not in UNPACKED_GRAPHS,
+                                            initializers=head_weights if name == "decode_head" else None)
                          for name, spec in graphs.items()}
-        # The text encoder's token embedding, read from disk row by row (token_table.py). An export
-        # made before it left the keystroke graph has none: that graph takes ids and looks them up.
-        self.token_table = TokenTable.beside(self.export_dir / graphs["keystroke"]["file"])
+        self._head_weights = head_weights  # onnxruntime wants them to outlive the session
         if self.token_table is None and "input_ids" not in graphs["keystroke"]["inputs"]:
             raise FileNotFoundError(f"{self.export_dir}: the keystroke graph's token table "
                                     f"({table_paths(graphs['keystroke']['file'])[0].name}) is missing: copy it with "

@@ -146,8 +146,53 @@ def quantize_linear_graph(fp32_path: Path, int8_path: Path) -> None:
         save_with_external_data(onnx.load(str(quantized)), int8_path)
 
 
+def compact_names(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Short tensor and node names, one copy of each identical small constant, in place; the
+    graph computes exactly what it did (its inputs and outputs keep their names).
+
+    onnxruntime keeps several copies of every name per node and initializer, and a name over 15
+    characters is a heap block each time (a QDQ screen graph's names average 48). Quantization
+    also writes the same scale and zero point once per consumer. Together about 3 MB of the
+    predictor's memory at the reference size (docs/export.md, "Memory").
+    """
+    graph = model.graph
+    if any(attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for node in graph.node for attr in node.attribute):
+        raise ValueError("compact_names: graphs with subgraphs are not supported")
+    kept = {value.name for value in (*graph.input, *graph.output)}
+    short: dict[str, str] = {}
+
+    def rename(name: str) -> str:
+        if not name or name in kept:
+            return name
+        return short.setdefault(name, f"t{len(short):x}")
+
+    first: dict[tuple, str] = {}
+    alias: dict[str, str] = {}
+    unique = []
+    for init in graph.initializer:
+        if init.data_location != onnx.TensorProto.EXTERNAL and onnx.numpy_helper.to_array(init).nbytes <= 64:
+            key = (init.data_type, tuple(init.dims), onnx.numpy_helper.to_array(init).tobytes())
+            if key in first:
+                alias[init.name] = first[key]
+                continue
+            first[key] = init.name
+        unique.append(init)
+    del graph.initializer[:]
+    graph.initializer.extend(unique)
+    for init in graph.initializer:
+        init.name = rename(init.name)
+    for index, node in enumerate(graph.node):
+        node.name, node.doc_string = f"n{index:x}", ""
+        node.input[:] = [rename(alias.get(name, name)) for name in node.input]
+        node.output[:] = [rename(name) for name in node.output]
+    del graph.value_info[:]  # shapes of intermediates: onnxruntime infers them again
+    return model
+
+
 def save_with_external_data(model: onnx.ModelProto, path: Path) -> None:
-    """Write ``model`` to ``path`` with its tensors in ``path.name + ".data"`` beside it (replaced if present)."""
+    """Write ``model`` (names compacted) to ``path`` with its tensors in ``path.name + ".data"``
+    beside it (replaced if present)."""
+    compact_names(model)
     data = path.with_name(path.name + ".data")
     data.unlink(missing_ok=True)  # onnx appends to an existing data file
     onnx.save(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location=data.name, size_threshold=1024)

@@ -1,4 +1,4 @@
-"""The text encoder's token embedding, read row by row from disk.
+"""The text encoder's token embedding, looked up outside the keystroke graph.
 
 The table is the largest tensor a keystroke touches (32,000 x 312 at the reference size: 10 MB
 in INT8), and a keystroke reads at most ``max_context_tokens`` of its rows. Inside the
@@ -10,6 +10,11 @@ the page cache, which is not the predictor's memory, and only the rows themselve
 Files (written by ``keypilot export`` beside the keystroke graph, ``quantize.graph_files``):
 ``<graph>.tokens.npy`` - ``[V, hidden]`` float32, or int8 with ``<graph>.tokens.scale.npy``
 ``[V]`` float32 (one symmetric scale per row: ``row = int8 * scale``).
+
+A model whose text encoder reads the decoder's table (``text_encoder.shared_embedding``) has
+no INT8 table of its own: ``SharedTable`` reads the columns of the decode head's INT8
+vocabulary matrix ``[d, V]``, which the head reads whole at every beam step anyway, and hands
+onnxruntime that same mapping for the head, so the matrix is on disk and in memory once.
 
 Torch-free: numpy and the standard library.
 """
@@ -110,3 +115,35 @@ class TokenTable:
 
     def close(self) -> None:
         self._file.close()
+
+
+class SharedTable:
+    """Rows of the decode head's INT8 vocabulary matrix ``[d, V]`` (its columns), for a model
+    whose text encoder reads the decoder's table: ``rows(ids) -> [len(ids), d]`` float32.
+
+    ``spec`` (the export's ``token_table`` entry, ``export.shared_table_spec``): the head's
+    external data ``file``, the matrix's ``offset`` in it, ``shape``, and its per-tensor
+    ``scale`` and ``zero_point``; ``initializer`` names it in the head's graph.
+    """
+
+    def __init__(self, export_dir: str | os.PathLike, spec: dict) -> None:
+        self.path = Path(export_dir) / spec["file"]
+        self.dim, self.num_rows = spec["shape"]
+        expected = spec["offset"] + self.dim * self.num_rows
+        if not self.path.is_file() or self.path.stat().st_size < expected:
+            raise FileNotFoundError(f"{self.path}: the decode head's weights, which hold the token table "
+                                    f"({self.dim} x {self.num_rows} int8 at byte {spec['offset']}), are missing or "
+                                    "cut short: copy them with the graph or export again")
+        self.matrix = np.memmap(self.path, np.int8, "r", offset=spec["offset"], shape=(self.dim, self.num_rows))
+        self.scale, self.zero_point = float(spec["scale"]), int(spec["zero_point"])
+        self.initializer = spec["initializer"]
+
+    def rows(self, ids: np.ndarray) -> np.ndarray:
+        """The embeddings of ``ids`` (any shape) -> ``ids.shape + (d,)`` float32."""
+        ids = np.asarray(ids)
+        flat = ids.reshape(-1)
+        bad = flat[(flat < 0) | (flat >= self.num_rows)]
+        if bad.size:
+            raise IndexError(f"token id {int(bad[0])} is outside the table's {self.num_rows} rows ({self.path})")
+        columns = self.matrix[:, flat].T.astype(np.float32)
+        return ((columns - self.zero_point) * self.scale).reshape(*ids.shape, self.dim)

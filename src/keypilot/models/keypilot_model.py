@@ -71,30 +71,35 @@ class KeyPilotModel(nn.Module):
             )
         full = config if isinstance(config, dict) and "model" in config else {"model": dataclasses.asdict(mc)}
         bb, te, fu = mc.backbone, mc.text_encoder, mc.fusion
+        tr, lr, moe = mc.task_router, mc.layout_router, mc.moe
+
+        def build_decoder() -> Decoder:
+            moe_layer = LanguageMoE(mc.d_model, moe.router_hidden, moe.router_dropout, moe.heads, moe.ffn, moe.hint_bias, moe.top1_threshold)
+            return Decoder(mc.vocab_size, mc.d_model, mc.max_target_tokens, moe_layer)
+
+        # A shared table must exist before the text encoder; otherwise the decoder is built last,
+        # as it always was, so that a seed gives the same initial weights as before.
+        decoder = build_decoder() if te.shared_embedding else None
         backbone = MobileViTBackbone(bb.width_multiplier, bb.stage_channels, bb.transformer_dims, bb.transformer_depths, bb.dense_channels,
                                      bb.attention, bb.activation)
         encoder = KeyPilotEncoder(
             backbone=backbone,
             global_head=MLP(bb.dense_channels, mc.d_model, mc.d_model),
             sam_lite=SamLite(bb.dense_channels, backbone.out_channels, mc.d_model),
-            text_encoder=TextEncoder(mc.vocab_size, mc.max_context_tokens, te.hidden, te.layers, te.heads, te.ffn, te.dropout, mc.d_model),
+            text_encoder=TextEncoder(mc.vocab_size, mc.max_context_tokens, te.hidden, te.layers, te.heads, te.ffn, te.dropout, mc.d_model,
+                                     shared_table=None if decoder is None else decoder.token_emb),
             personality=Personality(mc.personality.num_users, mc.personality.dim, mc.d_model),
             fusion=CrossFormerFusion(mc.d_model, fu.heads, fu.ffn, fu.layers, fu.dropout),
             roi_size=mc.roi_size,
             roi_tokens=mc.roi_tokens,
         )
-        tr, lr, moe = mc.task_router, mc.layout_router, mc.moe
+        task_router = TaskRouter(mc.d_model, tr.hidden, tr.mix_threshold, mc.prior_features)
+        layout_router = LayoutRouter(mc.d_model, lr.layers, lr.heads, lr.ffn, lr.hysteresis_bias, lr.switch_threshold, mc.prior_features)
         return cls(
             encoder=encoder,
-            task_router=TaskRouter(mc.d_model, tr.hidden, tr.mix_threshold, mc.prior_features),
-            layout_router=LayoutRouter(mc.d_model, lr.layers, lr.heads, lr.ffn, lr.hysteresis_bias, lr.switch_threshold,
-                                       mc.prior_features),
-            decoder=Decoder(
-                mc.vocab_size,
-                mc.d_model,
-                mc.max_target_tokens,
-                LanguageMoE(mc.d_model, moe.router_hidden, moe.router_dropout, moe.heads, moe.ffn, moe.hint_bias, moe.top1_threshold),
-            ),
+            task_router=task_router,
+            layout_router=layout_router,
+            decoder=build_decoder() if decoder is None else decoder,
             config=full,
         )
 
