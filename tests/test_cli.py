@@ -157,6 +157,19 @@ def test_config_mistakes_are_one_line_naming_the_key(tmp_path: Path, capsys) -> 
                                                         f"`keypilot data generate --out {tmp_path}`)")
 
 
+@pytest.mark.parametrize("shared", [False, True])
+def test_info_components_add_up_to_the_total(shared: bool) -> None:
+    from keypilot.config import load_config
+    from keypilot.info import component_counts
+    from keypilot.models.keypilot_model import KeyPilotModel
+
+    config = load_config(ROOT / "configs" / "tiny.yaml")
+    config["model"]["text_encoder"]["shared_embedding"] = shared
+    rows = {name.strip(): n for name, n, _ in component_counts(KeyPilotModel.from_config(config))}
+    assert rows["encoder"] + rows["decoder"] == rows["total"]  # a shared table is counted once, with the decoder
+    assert (rows["of which token embedding"] == 0) == shared
+
+
 def test_info_runs_from_any_directory(tmp_path: Path) -> None:
     result = python("from keypilot.cli import main; raise SystemExit(main(['info']))", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -11,27 +11,31 @@ from keypilot.config import load_config
 MB = 1e6  # sizes in MB of 10^6 bytes: FP32 = 4 bytes per parameter, INT8 = 1 byte per parameter
 
 
-def count(*modules: nn.Module | nn.Parameter) -> int:
-    """Parameters of modules/parameters, each shared tensor counted once."""
-    seen: dict[int, int] = {}
-    for item in modules:
-        params = [item] if isinstance(item, nn.Parameter) else list(item.parameters())
-        for p in params:
-            seen[id(p)] = p.numel()
-    return sum(seen.values())
+def _params(items: tuple[nn.Module | nn.Parameter, ...]) -> list[nn.Parameter]:
+    return [p for item in items for p in ([item] if isinstance(item, nn.Parameter) else item.parameters())]
+
+
+def count(*modules: nn.Module | nn.Parameter, exclude: tuple[nn.Module | nn.Parameter, ...] = ()) -> int:
+    """Parameters of modules/parameters, each shared tensor counted once, those of ``exclude`` not at all."""
+    skip = {id(p) for p in _params(exclude)}
+    return sum({id(p): p.numel() for p in _params(modules) if id(p) not in skip}.values())
 
 
 def component_counts(model: nn.Module) -> list[tuple[str, int, str]]:
     """(component, parameters, reference figure) rows for a ``KeyPilotModel``."""
     enc, dec = model.encoder, model.decoder
     moe = dec.moe
+    # A text encoder that reads the decoder's table (text_encoder.shared_embedding): counted with the decoder.
+    shared = enc.text_encoder.token_emb is dec.token_emb
+    decoders = (dec.token_emb,) if shared else ()
     return [
-        ("encoder", count(enc), "~13.8M params, 5.8 MB INT8"),
+        ("encoder", count(enc, exclude=decoders), "~13.8M params, 5.8 MB INT8"),
         ("  backbone (MobileViT, shared with ROI crops)", count(enc.backbone), ""),
         ("  global head [IMG]", count(enc.global_head), ""),
         ("  SAM-Lite (prompts, masks, ROI projections)", count(enc.sam_lite), ""),
-        ("  text encoder", count(enc.text_encoder), ""),
-        ("    of which token embedding", count(enc.text_encoder.token_emb), "dominates the encoder"),
+        ("  text encoder", count(enc.text_encoder, exclude=decoders), ""),
+        ("    of which token embedding", count(enc.text_encoder.token_emb, exclude=decoders),
+         "the decoder's (shared)" if shared else "dominates the encoder"),
         ("  personality", count(enc.personality), ""),
         ("  Cross-Former fusion", count(enc.fusion), ""),
         ("decoder", count(model.task_router, model.layout_router, dec), ""),
