@@ -108,7 +108,7 @@ class OnnxPredictor:
         if shared:
             self.token_table = SharedTable(self.export_dir, shared)
             # The head reads the very mapping the look-ups read: the matrix is in memory once.
-            head_weights[shared["initializer"]] = ort.OrtValue.ortvalue_from_numpy(self.token_table.matrix)
+            head_weights[self.token_table.initializer] = ort.OrtValue.ortvalue_from_numpy(self.token_table.matrix)
         else:
             self.token_table = TokenTable.beside(self.export_dir / graphs["keystroke"]["file"])
         self.sessions = {name: make_session(self.export_dir / spec["file"], threads, prepack=name not in UNPACKED_GRAPHS,

@@ -170,7 +170,8 @@ def compact_names(model: onnx.ModelProto) -> onnx.ModelProto:
     alias: dict[str, str] = {}
     unique = []
     for init in graph.initializer:
-        if init.data_location != onnx.TensorProto.EXTERNAL and onnx.numpy_helper.to_array(init).nbytes <= 64:
+        nbytes = int(np.prod(init.dims)) * onnx.helper.tensor_dtype_to_np_dtype(init.data_type).itemsize
+        if init.data_location != onnx.TensorProto.EXTERNAL and nbytes <= 64:  # read only the small ones
             key = (init.data_type, tuple(init.dims), onnx.numpy_helper.to_array(init).tobytes())
             if key in first:
                 alias[init.name] = first[key]
